@@ -1,0 +1,334 @@
+"""Loading a YAML config: parse, validate against the JSON Schema, fill defaults.
+
+Every problem is reported as ``path (line N): message`` and nothing runs on
+a config with a problem.  Defaults live in the schema only, so the schema
+file is the one place that says what an omitted key means.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from arb.guard import GuardLimits
+
+MODES = ("paper", "live_readonly", "live_trading")
+LIVE_MODES = ("live_readonly", "live_trading")
+
+# A key named like this holds a secret; only environment variable names may.
+_SECRET_KEY = re.compile(r"(secret|api_?key|access_?key|password|passphrase|token)(_?key)?$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A config that must not be run; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def report(self) -> str:
+        lines = [f"config error in {self.source}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    entry_premium_pct: float
+    exit_premium_pct: float
+    trade_notional: float
+    max_open_trades: int
+    max_book_age_ms: float
+    max_levels: int
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    mode: str
+    reference_currency: str
+    local_exchange: str
+    reference_exchange: str
+    assets: tuple[str, ...]
+    fx_exchange: str
+    fx_symbol: str
+    fx_assumed_rate: float
+    exchanges: Mapping[str, Mapping[str, Any]]
+    strategy: StrategySettings
+    market_source: str
+    market_options: Mapping[str, Any]
+    paper_balances: Mapping[str, Mapping[str, float]]
+    paper_run_guards: bool
+    limits: GuardLimits
+    guard_options: Mapping[str, Mapping[str, Any]]
+    log_level: str
+    log_format: str
+    raw: Mapping[str, Any]
+
+    def with_mode(self, mode: str | None) -> Config:
+        if mode is None or mode == self.mode:
+            return self
+        if mode not in MODES:
+            raise ConfigError(self.source, [f"mode {mode!r} is not one of {', '.join(MODES)}"])
+        return _replace(self, mode=mode)
+
+    @property
+    def exchange_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.local_exchange, self.reference_exchange, self.fx_exchange)))
+
+
+def _replace(config: Config, **changes: Any) -> Config:
+    from dataclasses import replace
+    return replace(config, **changes)
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    text = resources.files("arb.schemas").joinpath("config.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def load_config(path: str | Path) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"cannot read: {exc.__class__.__name__}: {exc}"]) from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    data, lines = _parse_yaml(text, source)
+    problems = _schema_problems(data, lines)
+    if problems:
+        raise ConfigError(source, problems)
+    apply_defaults(schema(), data)
+    config = _build(data, source)
+    problems = _semantic_problems(config, lines)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"not valid YAML: {where}{problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the top level must be a mapping of keys (see configs/live/*.yaml)"])
+    lines: dict[str, int] = {}
+    duplicates: list[str] = []
+    _index_lines(node, "", lines, duplicates)
+    if duplicates:
+        raise ConfigError(source, duplicates)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], duplicates: list[str]) -> None:
+    """Record the line of every key; a key given twice is an error, since
+    YAML would silently keep the last one (a doubled safety limit)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in seen:
+                duplicates.append(f"{child} (line {key_node.start_mark.line + 1}): key given twice")
+            seen.add(key)
+            lines[child] = key_node.start_mark.line + 1
+            _index_lines(value_node, child, lines, duplicates)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = f"{path}[{i}]"
+            lines[child] = item.start_mark.line + 1
+            _index_lines(item, child, lines, duplicates)
+
+
+def _dotted(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _where(path: str, lines: Mapping[str, int]) -> str:
+    probe = path
+    while probe:
+        if probe in lines:
+            return f"{path or '(top level)'} (line {lines[probe]})"
+        probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+    return path or "(top level)"
+
+
+def _schema_problems(data: dict[str, Any], lines: Mapping[str, int]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        path = _dotted(error.absolute_path)
+        problems.extend(_describe(error, path, lines))
+    # ``exchanges.upbit`` matches both its property and the name pattern, so
+    # one mistake can be reported twice.
+    return list(dict.fromkeys(problems))
+
+
+def _describe(error: jsonschema.ValidationError, path: str, lines: Mapping[str, int]) -> list[str]:
+    # Messages are built here, not taken from jsonschema, because its text
+    # quotes the offending value and that value may be a pasted secret.
+    kind = error.validator
+    if kind == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        out = []
+        for key in sorted(set(error.instance) - set(known)):
+            if error.schema.get("patternProperties") and any(
+                    re.match(p, key) for p in error.schema["patternProperties"]):
+                continue
+            child = f"{path}.{key}" if path else key
+            if _SECRET_KEY.search(key):
+                out.append(f"{_where(child, lines)}: looks like a secret; secrets are read only from "
+                           f"environment variables: put the variable's NAME in api_key_env / secret_key_env")
+                continue
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known keys: {', '.join(known)})"
+            out.append(f"{_where(child, lines)}: unknown key{suggestion}")
+        return out
+    where = _where(path, lines)
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return [f"{where}: missing required key {', '.join(missing)}"]
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [f"{where}: must be {expected}, got {_type_name(error.instance)}"]
+    if kind == "enum":
+        return [f"{where}: must be one of {', '.join(map(str, error.validator_value))}"]
+    if kind == "pattern":
+        if path.endswith("_env"):
+            return [f"{where}: must be the NAME of an environment variable (like UPBIT_SECRET_KEY), "
+                    "not the secret itself"]
+        return [f"{where}: {_short(error.instance)} does not have the expected form ({error.validator_value})"]
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if kind in bounds:
+        return [f"{where}: must be {bounds[kind]} {error.validator_value}, got {_short(error.instance)}"]
+    if kind in ("minItems", "maxItems", "uniqueItems", "minLength"):
+        return [f"{where}: {error.message}"]
+    return [f"{where}: invalid ({kind})"]
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false",
+            type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def apply_defaults(node_schema: Mapping[str, Any], data: Any) -> None:
+    """Fill omitted keys from the schema's ``default`` values, recursively."""
+    node_schema = _resolve(node_schema)
+    if isinstance(data, dict):
+        for key, sub in node_schema.get("properties", {}).items():
+            sub = _resolve(sub)
+            if key not in data and "default" in sub:
+                data[key] = copy.deepcopy(sub["default"])
+            if key in data:
+                apply_defaults(sub, data[key])
+        for pattern, sub in node_schema.get("patternProperties", {}).items():
+            for key, value in data.items():
+                if key not in node_schema.get("properties", {}) and re.match(pattern, key):
+                    apply_defaults(sub, value)
+    elif isinstance(data, list) and isinstance(node_schema.get("items"), dict):
+        for item in data:
+            apply_defaults(node_schema["items"], item)
+
+
+def _resolve(node_schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node_schema.get("$ref")
+    if not ref:
+        return node_schema
+    target: Any = schema()
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    merged = dict(target)
+    merged.update({k: v for k, v in node_schema.items() if k != "$ref"})
+    return merged
+
+
+def _build(data: dict[str, Any], source: str) -> Config:
+    strategy = data["strategy"]
+    market = data["market"]
+    source_name = market["source"]
+    options = market.get(source_name, market["options"]) if source_name in ("simulator", "replay") \
+        else market["options"]
+    lt = data["live_trading"]
+    return Config(
+        source=source,
+        mode=data["mode"],
+        reference_currency=data["reference_currency"],
+        local_exchange=data["venues"]["local"],
+        reference_exchange=data["venues"]["reference"],
+        assets=tuple(p["asset"] for p in data["pairs"]),
+        fx_exchange=data["fx"]["exchange"],
+        fx_symbol=data["fx"]["symbol"],
+        fx_assumed_rate=float(data["fx"]["assumed_rate"]),
+        exchanges=data["exchanges"],
+        strategy=StrategySettings(
+            entry_premium_pct=float(strategy["entry_premium_pct"]),
+            exit_premium_pct=float(strategy["exit_premium_pct"]),
+            trade_notional=float(strategy["trade_notional"]),
+            max_open_trades=int(strategy["max_open_trades"]),
+            max_book_age_ms=float(strategy["max_book_age_ms"]),
+            max_levels=int(strategy["max_levels"]),
+        ),
+        market_source=source_name,
+        market_options=dict(options),
+        paper_balances=data["paper"]["balances"],
+        paper_run_guards=bool(data["paper"]["run_guards"]),
+        limits=GuardLimits(
+            enabled=lt["enabled"],
+            dry_run_scale=float(lt["dry_run_scale"]),
+            allowed_symbols=tuple(lt["allowed_symbols"]),
+            min_account_balance=float(lt["min_account_balance"]),
+            max_daily_loss=float(lt["max_daily_loss"]),
+            max_notional_per_trade=float(lt["max_notional_per_trade"]),
+        ),
+        guard_options=data["guards"],
+        log_level=data["logging"]["level"],
+        log_format=data["logging"]["format"],
+        raw=data,
+    )
+
+
+def _semantic_problems(config: Config, lines: Mapping[str, int]) -> list[str]:
+    problems = []
+    s = config.strategy
+    if s.exit_premium_pct >= s.entry_premium_pct:
+        problems.append(f"{_where('strategy.exit_premium_pct', lines)}: must be below entry_premium_pct "
+                        f"({s.exit_premium_pct} >= {s.entry_premium_pct}), or every trade would close at once")
+    if len(set(config.assets)) != len(config.assets):
+        dup = sorted({a for a in config.assets if config.assets.count(a) > 1})
+        problems.append(f"{_where('pairs', lines)}: asset(s) listed twice: {', '.join(dup)}")
+    if config.local_exchange == config.reference_exchange:
+        problems.append(f"{_where('venues', lines)}: local and reference must be different exchanges")
+    if config.market_source == "replay" and "replay" not in config.raw["market"]:
+        problems.append(f"{_where('market.source', lines)}: source replay needs a market.replay.path")
+    return problems

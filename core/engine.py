@@ -1,0 +1,190 @@
+"""The event-driven core: every book update re-prices the pairs it touches.
+
+One update in, at most one plan per pair out.  The hot path does no I/O and
+no logging; anything worth keeping leaves through the event bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from arb.book import OrderBook
+from arb.config import StrategySettings
+from arb.events import EventBus
+from arb.models import Order, OrderStatus
+from arb.pipeline import OrderPipeline
+from arb.portfolio import Portfolio, Trade
+from arb.specs import Market, PairMarkets
+from arb.strategy import Pair, Plan, Pricer
+
+log = logging.getLogger("arb.engine")
+
+Key = tuple[str, str]
+
+
+class Engine:
+    def __init__(self, pairs: Sequence[PairMarkets], fx: Market, settings: StrategySettings,
+                 pricer: Pricer, portfolio: Portfolio, events: EventBus, reference_currency: str):
+        self.books: dict[Key, OrderBook] = {}
+        self.pairs = [Pair(p) for p in pairs]
+        self.fx_key: Key = (fx.exchange, fx.symbol)
+        self.index: dict[Key, list[Pair]] = {}
+        for pair in self.pairs:
+            for market in (pair.local, pair.reference):
+                self.index.setdefault((market.exchange, market.symbol), []).append(pair)
+        self.index.setdefault(self.fx_key, []).extend(self.pairs)
+        self.max_age_ms = settings.max_book_age_ms
+        self.max_open = settings.max_open_trades
+        self.pricer = pricer
+        self.portfolio = portfolio
+        self.events = events
+        self.reference_currency = reference_currency
+        self.local_quote = pairs[0].local.rules.quote if pairs else ""
+        self.pipeline: OrderPipeline | None = None
+        self.updates = 0
+        self.busy_ns = 0
+        self.now_ms = 0.0
+        self.halted: str | None = None          # session over: no order of any kind
+        self.entries_halted: str | None = None  # exposure open: no new trades
+        self._by_asset = {pair.asset: pair for pair in self.pairs}
+
+    def attach(self, pipeline: OrderPipeline) -> None:
+        self.pipeline = pipeline
+
+    def on_book(self, book: OrderBook) -> None:
+        started = time.perf_counter_ns()
+        key = (book.exchange, book.symbol)
+        self.books[key] = book
+        self.updates += 1
+        self.now_ms = book.received_ms
+        pairs = self.index.get(key)
+        if pairs and self.halted is None:
+            for pair in pairs:
+                self._evaluate(pair)
+        self.busy_ns += time.perf_counter_ns() - started
+
+    def _evaluate(self, pair: Pair) -> None:
+        books = self.books
+        local = books.get((pair.local.exchange, pair.local.symbol))
+        ref = books.get((pair.reference.exchange, pair.reference.symbol))
+        fx_book = books.get(self.fx_key)
+        if local is None or ref is None or fx_book is None:
+            return
+        oldest = min(local.received_ms, ref.received_ms, fx_book.received_ms)
+        if self.now_ms - oldest > self.max_age_ms:
+            self.pricer._skip("stale book")
+            return
+        problem = local.problem() or ref.problem() or fx_book.problem()
+        if problem:
+            self.pricer._skip(problem)
+            return
+        fx = fx_book.mid
+        open_here = [t for t in self.portfolio.open_trades.values() if t.asset == pair.asset]
+        for trade in open_here:
+            plan = self.pricer.exit_plan(pair, trade.id, trade.direction, trade.quantity, local, ref, fx)
+            if plan is not None:
+                self._close(trade, plan)
+                if self.halted:
+                    return
+        if len(open_here) >= self.max_open or self.entries_halted:
+            return
+        pipeline = self.pipeline
+        plan = self.pricer.entry_plan(pair, local, ref, fx,
+                                      pipeline.gateway.free_balances(pair.local.exchange),
+                                      pipeline.gateway.free_balances(pair.reference.exchange))
+        if plan is not None:
+            self._open(plan)
+
+    def _send(self, plan: Plan) -> list[Order] | None:
+        orders = self.pipeline.execute(plan, self.now_ms)
+        if self.pipeline.stop_reason and self.halted is None:
+            self.halted = self.pipeline.stop_reason
+        return orders
+
+    def _open(self, plan: Plan) -> None:
+        orders = self._send(plan)
+        if not orders:
+            return
+        if _hedged(orders, plan.quantity):
+            trade = self.portfolio.open(plan, orders, self.now_ms)
+            self.events.publish("trade_opened", self.now_ms, trade=trade, plan=plan)
+        else:
+            self._exposure(plan, orders)
+
+    def _close(self, trade: Trade, plan: Plan) -> None:
+        orders = self._send(plan)
+        if not orders:
+            return
+        if _hedged(orders, plan.quantity):
+            pnl = self.portfolio.close(trade, plan, orders, self.now_ms)
+            self.events.publish("trade_closed", self.now_ms, trade=trade, plan=plan, pnl=pnl)
+        else:
+            self._exposure(plan, orders)
+
+    def _exposure(self, plan: Plan, orders: list[Order]) -> None:
+        # One leg done, the other not: the pair is no longer hedged.  Stop
+        # opening trades until a person (or the leg-risk policy) makes it flat.
+        detail = ", ".join(f"{o.intent.exchange} {o.intent.side.value} {o.filled_qty:g}/{o.intent.quantity:g} "
+                           f"{o.status.value}{' (' + o.reason + ')' if o.reason else ''}" for o in orders)
+        self.entries_halted = f"unhedged {plan.kind} of {plan.asset}: {detail}"
+        log.error("[ARB_EXPOSURE] %s; no new trades", self.entries_halted)
+        self.events.publish("leg_exposure", self.now_ms, plan=plan, orders=orders, detail=self.entries_halted)
+
+    # --- valuations the guards judge -------------------------------------------------
+
+    def fx_rate(self) -> float:
+        book = self.books.get(self.fx_key)
+        return book.mid if book is not None and not book.problem() else 0.0
+
+    def equity(self, exchange: str) -> float:
+        """Account value on ``exchange`` in the reference currency, at book mids.
+
+        Assets we hold no book for are left out: the figure errs low, which
+        can only make the balance rule stricter.
+        """
+        fx = self.fx_rate()
+        total = 0.0
+        for asset, amount in self.pipeline.gateway.free_balances(exchange).items():
+            if not amount:
+                continue
+            if asset == self.reference_currency:
+                total += amount
+            elif asset == self.local_quote:
+                total += amount / fx if fx else 0.0
+            else:
+                pair = self._by_asset.get(asset)
+                market = None
+                if pair is not None:
+                    market = pair.local if pair.local.exchange == exchange else pair.reference
+                book = self.books.get((market.exchange, market.symbol)) if market else None
+                if book is not None and not book.problem():
+                    price = book.mid
+                    total += amount * (price / fx if market.rules.quote == self.local_quote else price) if fx else 0.0
+        return total
+
+    def unrealized_pnl(self) -> float:
+        fx = self.fx_rate()
+        total = 0.0
+        for trade in self.portfolio.open_trades.values():
+            pair = self._by_asset[trade.asset]
+            local = self.books.get((pair.local.exchange, pair.local.symbol))
+            ref = self.books.get((pair.reference.exchange, pair.reference.symbol))
+            if local is None or ref is None or not fx or local.problem() or ref.problem():
+                continue
+            total += Portfolio.unrealized(trade, pair, local.best_bid, local.best_ask,
+                                          ref.best_bid, ref.best_ask, fx)
+        return total
+
+    def daily_pnl(self) -> float:
+        """Today's realized PnL plus what the open trades would realize now."""
+        return self.portfolio.realized_today(self.now_ms) + self.unrealized_pnl()
+
+    def premiums(self) -> dict[str, float]:
+        return {asset: value * 100 for asset, value in self.pricer.last_premium.items()}
+
+
+def _hedged(orders: list[Order], quantity: float) -> bool:
+    return all(o.status is OrderStatus.FILLED and abs(o.filled_qty - quantity) <= 1e-12 * max(1.0, quantity)
+               for o in orders)

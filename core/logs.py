@@ -1,0 +1,46 @@
+"""Log set-up for the CLI: readable lines for people, JSON lines for machines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class CurrentStderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so a live terminal
+    display that redirects it keeps log lines above the panel."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = CurrentStderrHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger("arb")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,177 @@
+"""Plain trading values: market rules, order intents, orders and fills.
+
+Floats, not Decimals: the decision path runs on every book update and must
+stay cheap.  Everything that reaches an exchange is first snapped to the
+market's tick and lot step here, and formatted with the step's own number of
+decimals, so float noise never leaves the process.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+
+# Guards against 0.29999999999 becoming 0.2 when flooring to a 0.1 step.
+_EPS = 1e-9
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+@lru_cache(maxsize=512)
+def step_decimals(step: float) -> int:
+    """Number of decimals needed to write multiples of ``step`` exactly."""
+    if step <= 0:
+        raise ValueError(f"step must be positive, got {step}")
+    text = f"{step:.12f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _steps(value: float, step: float, direction: int) -> int:
+    # value/step carries float noise that grows with the quotient, so a
+    # value already on the step (0.6240644 / 1e-8) must snap to its own
+    # multiple rather than to the one below.
+    n = value / step
+    nearest = round(n)
+    if abs(n - nearest) <= _EPS * max(1.0, abs(n)):
+        return int(nearest)
+    return math.floor(n) if direction < 0 else math.ceil(n)
+
+
+def floor_to_step(value: float, step: float) -> float:
+    return round(_steps(value, step, -1) * step, step_decimals(step))
+
+
+def ceil_to_step(value: float, step: float) -> float:
+    return round(_steps(value, step, 1) * step, step_decimals(step))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """What an exchange accepts for one symbol.
+
+    ``tick_table`` lists ``(from_price, tick)`` from the highest band down;
+    a single band ``((0.0, tick),)`` describes a flat tick size.
+    ``min_notional`` is in the quote currency (5,000 KRW on Upbit, 5 USDT on
+    Binance BTCUSDT).
+    """
+
+    exchange: str
+    symbol: str
+    base: str
+    quote: str
+    tick_table: tuple[tuple[float, float], ...]
+    lot_step: float
+    min_qty: float
+    min_notional: float
+    taker_fee: float
+    max_notional: float = math.inf
+
+    def tick_for(self, price: float) -> float:
+        for floor_price, tick in self.tick_table:
+            if price >= floor_price:
+                return tick
+        return self.tick_table[-1][1]
+
+    def round_price(self, price: float, side: Side) -> float:
+        """Snap to the tick, never to a worse price than asked for."""
+        tick = self.tick_for(price)
+        return floor_to_step(price, tick) if side is Side.BUY else ceil_to_step(price, tick)
+
+    def round_qty(self, qty: float) -> float:
+        """Quantities always round down: we never trade more than approved."""
+        return floor_to_step(qty, self.lot_step)
+
+    def format_qty(self, qty: float) -> str:
+        return f"{qty:.{step_decimals(self.lot_step)}f}"
+
+    def format_price(self, price: float) -> str:
+        return f"{price:.{step_decimals(self.tick_for(price))}f}"
+
+    def violation(self, qty: float, price: float) -> str | None:
+        """Why an order of ``qty`` at ``price`` would be refused, or None."""
+        if qty <= 0:
+            return f"quantity {qty} is not positive"
+        if qty < self.min_qty:
+            return f"quantity {qty} below {self.exchange} minimum {self.min_qty} {self.base}"
+        if abs(self.round_qty(qty) - qty) > _EPS * max(1.0, qty):
+            return f"quantity {qty} is not a multiple of the lot step {self.lot_step}"
+        notional = qty * price
+        if notional < self.min_notional:
+            return (f"order value {notional:.8g} {self.quote} below {self.exchange} "
+                    f"minimum {self.min_notional:g} {self.quote}")
+        if notional > self.max_notional:
+            return (f"order value {notional:.8g} {self.quote} above {self.exchange} "
+                    f"maximum {self.max_notional:g} {self.quote}")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order we would like to send: a limit price that bounds slippage.
+
+    ``client_order_id`` is generated before anything is sent, so an order
+    whose acknowledgement was lost can be found again by it.
+    """
+
+    exchange: str
+    symbol: str
+    side: Side
+    quantity: float
+    limit_price: float
+    expected_price: float
+    client_order_id: str
+
+
+class OrderStatus(str, Enum):
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    quantity: float
+    price: float
+    fee: float  # in the quote currency
+    ts_ms: float
+
+
+@dataclass(slots=True)
+class Order:
+    intent: OrderIntent
+    exchange_order_id: str
+    status: OrderStatus
+    fills: list[Fill] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def filled_qty(self) -> float:
+        return sum(f.quantity for f in self.fills)
+
+    @property
+    def quote_amount(self) -> float:
+        return sum(f.quantity * f.price for f in self.fills)
+
+    @property
+    def fees(self) -> float:
+        return sum(f.fee for f in self.fills)
+
+    @property
+    def avg_price(self) -> float:
+        qty = self.filled_qty
+        return self.quote_amount / qty if qty else 0.0

@@ -1,0 +1,91 @@
+"""The only road an order takes out of the process.
+
+plan → guard chain on every leg (mandatory in live_trading) → dry_run_scale
+(live_trading, opening plans) → gateway.  In live_readonly the road ends
+before the gateway: the plan is logged and counted as a shadow trade.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping, Protocol, Sequence
+
+from arb.events import EventBus
+from arb.guard import GuardChain, OrderCheck
+from arb.models import MarketRules, Order, OrderIntent
+from arb.scaling import scale_legs
+from arb.strategy import Plan
+
+log = logging.getLogger("arb.pipeline")
+
+
+class Gateway(Protocol):
+    def submit(self, legs: Sequence[OrderIntent], now_ms: float) -> list[Order]: ...
+
+    def free_balances(self, exchange: str) -> dict[str, float]: ...
+
+    def active_orders(self) -> int: ...
+
+
+class OrderPipeline:
+    def __init__(self, *, mode: str, gateway: Gateway, chain: GuardChain | None,
+                 rules: Mapping[tuple[str, str], MarketRules], local_quote: str, events: EventBus,
+                 equity: Callable[[str], float], daily_pnl: Callable[[], float],
+                 dry_run_scale: float | None = None):
+        if mode == "live_trading" and chain is None:
+            raise ValueError("live_trading needs a guard chain")
+        self.mode = mode
+        self.gateway = gateway
+        self.chain = chain
+        self.rules = rules
+        self.local_quote = local_quote
+        self.events = events
+        self.equity = equity
+        self.daily_pnl = daily_pnl
+        self.dry_run_scale = dry_run_scale if mode == "live_trading" else None
+        self.stop_reason: str | None = None
+        self.shadow_trades = 0
+        self.plans_blocked = 0
+        self.plans_skipped = 0
+        self.last_block_reason = ""
+
+    def execute(self, plan: Plan, now_ms: float) -> list[Order] | None:
+        """Send ``plan``'s legs if allowed; None when nothing was sent."""
+        legs = plan.legs
+        if self.chain is not None:
+            checks = [self._check(leg, plan.fx_rate, now_ms) for leg in legs]
+            result = self.chain.check_plan(checks)
+            if not result.allowed:
+                veto = result.veto
+                self.plans_blocked += 1
+                self.last_block_reason = f"{veto.rule}: {veto.reason}"
+                self.events.publish("plan_blocked", now_ms, plan=plan, result=result)
+                if result.session_stop:
+                    self.stop_reason = f"session stopped by guard {veto.rule}: {veto.reason}"
+                    self.events.publish("session_stop", now_ms, rule=veto.rule, reason=veto.reason)
+                return None
+        if self.dry_run_scale is not None and plan.kind == "open":
+            legs, problem = scale_legs(legs, self.dry_run_scale,
+                                       [self.rules[(leg.exchange, leg.symbol)] for leg in legs])
+            if problem:
+                self.plans_skipped += 1
+                self.last_block_reason = problem
+                log.warning("[ARB_SCALE] skipped %s %s: %s", plan.kind, plan.asset, problem)
+                self.events.publish("plan_skipped", now_ms, plan=plan, reason=problem)
+                return None
+        if self.mode == "live_readonly":
+            self.shadow_trades += 1
+            log.info("[ARB_READONLY] order not sent (live_readonly forbids orders); shadow %s %s %s",
+                     plan.kind, plan.asset, " / ".join(f"{l.exchange} {l.side.value} {l.quantity:g} {l.symbol}"
+                                                        for l in legs))
+            self.events.publish("shadow_trade", now_ms, plan=plan)
+            return None
+        return self.gateway.submit(legs, now_ms)
+
+    def _check(self, leg: OrderIntent, fx: float, now_ms: float) -> OrderCheck:
+        rules = self.rules[(leg.exchange, leg.symbol)]
+        notional = leg.quantity * leg.limit_price
+        if rules.quote == self.local_quote:
+            notional /= fx
+        return OrderCheck(leg.exchange, leg.symbol, leg.side, leg.quantity, leg.limit_price, notional,
+                          self.equity(leg.exchange), self.daily_pnl(), now_ms)

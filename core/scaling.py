@@ -1,0 +1,30 @@
+"""``dry_run_scale``: send only a fraction of what the guards approved."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from arb.models import MarketRules, OrderIntent, floor_to_step
+
+
+def scaled_quantity(quantity: float, scale: float, lot_step: float) -> float:
+    """Approved quantity × scale, rounded down to the lot step: never more."""
+    return floor_to_step(quantity * scale, lot_step)
+
+
+def scale_legs(legs: Sequence[OrderIntent], scale: float,
+               rules: Sequence[MarketRules]) -> tuple[tuple[OrderIntent, ...], str | None]:
+    """Scale every leg to one common quantity so the pair stays hedged.
+
+    Returns the scaled legs and ``None``, or the original legs and the reason
+    the scaled order cannot be sent (below an exchange minimum).
+    """
+    step = max(r.lot_step for r in rules)
+    qty = scaled_quantity(min(leg.quantity for leg in legs), scale, step)
+    for leg, leg_rules in zip(legs, rules):
+        problem = leg_rules.violation(qty, leg.limit_price)
+        if problem:
+            return tuple(legs), (f"after dry_run_scale {scale:g}, {leg.quantity:g} becomes {qty:g} "
+                                 f"{leg_rules.base}: {problem}; not sent")
+    return tuple(replace(leg, quantity=qty) for leg in legs), None

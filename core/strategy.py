@@ -1,0 +1,176 @@
+"""Pricing the premium on the depth a trade needs, and turning it into plans.
+
+Direction names say what happens on the local (KRW) venue: ``sell_local``
+sells where the kimchi premium makes the asset dear and buys it on the
+reference venue; ``buy_local`` is the reverse.  Every price is compared in
+the reference currency; local prices are divided by the FX rate (local
+currency per reference unit).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from enum import Enum
+
+from arb.book import OrderBook, depth, walk
+from arb.config import StrategySettings
+from arb.models import OrderIntent, Side, floor_to_step
+from arb.specs import PairMarkets
+
+
+class Direction(str, Enum):
+    SELL_LOCAL = "sell_local"
+    BUY_LOCAL = "buy_local"
+
+
+@dataclass(slots=True)
+class Plan:
+    """Two legs meant to go out together: both are approved or neither."""
+
+    kind: str                      # "open" | "close"
+    asset: str
+    direction: Direction
+    quantity: float
+    legs: tuple[OrderIntent, OrderIntent]
+    premium_pct: float             # gross, at the prices the legs expect
+    net_premium_pct: float         # after both taker fees
+    fx_rate: float
+    trade_id: int = 0              # the open trade a close plan unwinds
+
+
+class Pair:
+    """Static facts about one asset's two markets, computed once."""
+
+    __slots__ = ("asset", "local", "reference", "lot_step", "fee_local", "fee_reference")
+
+    def __init__(self, markets: PairMarkets):
+        self.asset = markets.asset
+        self.local = markets.local
+        self.reference = markets.reference
+        # One quantity for both legs keeps the pair hedged; it must fit the
+        # coarser of the two lot steps (steps are powers of ten).
+        self.lot_step = max(markets.local.rules.lot_step, markets.reference.rules.lot_step)
+        self.fee_local = markets.local.rules.taker_fee
+        self.fee_reference = markets.reference.rules.taker_fee
+
+
+class Pricer:
+    """Finds entry and exit plans; pure apart from the id counter."""
+
+    def __init__(self, settings: StrategySettings, id_prefix: str):
+        self.entry = settings.entry_premium_pct / 100.0
+        self.exit = settings.exit_premium_pct / 100.0
+        self.trade_notional = settings.trade_notional
+        self.max_levels = settings.max_levels
+        self._ids = itertools.count(1)
+        self._prefix = id_prefix
+        self.last_premium: dict[str, float] = {}
+        self.skips: dict[str, int] = {}
+
+    def _skip(self, reason: str) -> None:
+        self.skips[reason] = self.skips.get(reason, 0) + 1
+
+    def client_id(self) -> str:
+        # Short and [A-Za-z0-9-] only: fits Binance's 36 and Upbit's 64 characters.
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def entry_plan(self, pair: Pair, local: OrderBook, ref: OrderBook, fx: float,
+                   free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
+        # Top of book bounds what any depth can give, so most updates stop here.
+        sell_local_top = (local.bids[0][0] / fx) * (1 - pair.fee_local) / (ref.asks[0][0] * (1 + pair.fee_reference)) - 1
+        buy_local_top = ref.bids[0][0] * (1 - pair.fee_reference) / ((local.asks[0][0] / fx) * (1 + pair.fee_local)) - 1
+        self.last_premium[pair.asset] = (local.bids[0][0] / fx) / ref.asks[0][0] - 1
+        if sell_local_top >= self.entry:
+            return self._open(pair, Direction.SELL_LOCAL, local, ref, fx, free_local, free_ref)
+        if buy_local_top >= self.entry:
+            return self._open(pair, Direction.BUY_LOCAL, local, ref, fx, free_local, free_ref)
+        return None
+
+    def _open(self, pair: Pair, direction: Direction, local: OrderBook, ref: OrderBook, fx: float,
+              free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
+        if direction is Direction.SELL_LOCAL:
+            sell_levels, buy_levels = local.bids, ref.asks
+            sell_fx, buy_fx = fx, 1.0
+            sell_market, buy_market = pair.local, pair.reference
+            base_free = free_local.get(pair.asset, 0.0)
+            quote_free = free_ref.get(pair.reference.rules.quote, 0.0)
+        else:
+            sell_levels, buy_levels = ref.bids, local.asks
+            sell_fx, buy_fx = 1.0, fx
+            sell_market, buy_market = pair.reference, pair.local
+            base_free = free_ref.get(pair.asset, 0.0)
+            quote_free = free_local.get(pair.local.rules.quote, 0.0)
+        fee_sell, fee_buy = sell_market.rules.taker_fee, buy_market.rules.taker_fee
+        buy_top = buy_levels[0][0]
+        qty = min(self.trade_notional / (buy_top / buy_fx),
+                  depth(sell_levels, self.max_levels), depth(buy_levels, self.max_levels), base_free)
+        sell_walk = walk(sell_levels, qty)
+        buy_walk = walk(buy_levels, qty)
+        cost = qty * buy_walk.avg_price * (1 + fee_buy)
+        if cost > quote_free:
+            qty *= quote_free / cost * 0.99
+            sell_walk = walk(sell_levels, qty)
+            buy_walk = walk(buy_levels, qty)
+        qty = floor_to_step(qty, pair.lot_step)
+        if qty <= 0:
+            self._skip("insufficient balance" if base_free <= 0 or quote_free <= 0 else "below minimum")
+            return None
+        problem = (sell_market.rules.violation(qty, sell_walk.worst_price)
+                   or buy_market.rules.violation(qty, buy_walk.worst_price))
+        if problem:
+            self._skip("below minimum")
+            return None
+        sell_px = sell_walk.avg_price / sell_fx
+        buy_px = buy_walk.avg_price / buy_fx
+        net = sell_px * (1 - fee_sell) / (buy_px * (1 + fee_buy)) - 1
+        if net < self.entry:
+            self._skip("premium gone at depth")
+            return None
+        legs = (
+            OrderIntent(sell_market.exchange, sell_market.symbol, Side.SELL, qty,
+                        sell_market.rules.round_price(sell_walk.worst_price, Side.SELL),
+                        sell_walk.avg_price, self.client_id()),
+            OrderIntent(buy_market.exchange, buy_market.symbol, Side.BUY, qty,
+                        buy_market.rules.round_price(buy_walk.worst_price, Side.BUY),
+                        buy_walk.avg_price, self.client_id()),
+        )
+        return Plan("open", pair.asset, direction, qty, legs, (sell_px / buy_px - 1) * 100, net * 100, fx)
+
+    def exit_plan(self, pair: Pair, trade_id: int, direction: Direction, qty: float,
+                  local: OrderBook, ref: OrderBook, fx: float) -> Plan | None:
+        """Close when the premium we sold has come back to the exit threshold.
+
+        The premium is measured the way it was opened (dear venue over cheap
+        venue) at the prices that close it: the dear venue's asks, where we
+        buy back, against the cheap venue's bids, where we sell.
+        """
+        if direction is Direction.SELL_LOCAL:
+            buy_levels, sell_levels = local.asks, ref.bids
+            buy_fx, sell_fx = fx, 1.0
+            buy_market, sell_market = pair.local, pair.reference
+        else:
+            buy_levels, sell_levels = ref.asks, local.bids
+            buy_fx, sell_fx = 1.0, fx
+            buy_market, sell_market = pair.reference, pair.local
+        if (buy_levels[0][0] / buy_fx) / (sell_levels[0][0] / sell_fx) - 1 > self.exit:
+            return None
+        buy_walk = walk(buy_levels, qty)
+        sell_walk = walk(sell_levels, qty)
+        if buy_walk.quantity < qty or sell_walk.quantity < qty:
+            self._skip("insufficient depth to close")
+            return None
+        premium = (buy_walk.avg_price / buy_fx) / (sell_walk.avg_price / sell_fx) - 1
+        if premium > self.exit:
+            return None
+        legs = (
+            OrderIntent(buy_market.exchange, buy_market.symbol, Side.BUY, qty,
+                        buy_market.rules.round_price(buy_walk.worst_price, Side.BUY),
+                        buy_walk.avg_price, self.client_id()),
+            OrderIntent(sell_market.exchange, sell_market.symbol, Side.SELL, qty,
+                        sell_market.rules.round_price(sell_walk.worst_price, Side.SELL),
+                        sell_walk.avg_price, self.client_id()),
+        )
+        fees = buy_market.rules.taker_fee + sell_market.rules.taker_fee
+        return Plan("close", pair.asset, direction, qty, legs, premium * 100, (premium + fees) * 100, fx,
+                    trade_id)

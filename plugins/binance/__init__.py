@@ -1,0 +1,1 @@
+"""Binance spot (USDT markets) exchange adapter for arb."""

@@ -1,0 +1,1 @@
+"""The embedded market simulator that paper mode trades against."""

@@ -1,0 +1,1 @@
+"""Upbit (KRW markets) exchange adapter for arb."""

@@ -1,0 +1,1 @@
+"""JSON Schemas for arb's config files, shipped inside the package."""
