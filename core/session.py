@@ -6,18 +6,22 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from arb.config import Config, LIVE_MODES
 from arb.engine import Engine
+from arb.errors import ExchangeError
 from arb.events import Event, EventBus
 from arb.guard import GuardChain, GuardChainError
+from arb.live import LiveGateway, LiveMarketSource, ReadOnlyGateway
+from arb.models import MarketRules
 from arb.paper_exchange import PaperExchange
 from arb.pipeline import OrderPipeline
 from arb.plugins import PluginError, PluginRegistry, build_guard_chain
 from arb.portfolio import Portfolio
-from arb.specs import Market, MarketSource, PairMarkets, SourceRequest
+from arb.secrets import MissingSecret, exchange_settings, read_secrets
+from arb.specs import ExchangeSpec, Market, MarketSource, PairMarkets, SourceRequest
 from arb.strategy import Pricer
 
 log = logging.getLogger("arb.session")
@@ -93,10 +97,21 @@ class Session:
         finally:
             stop.set()
             self.source.close()
+            self._shutdown_gateway()
             self.ended_monotonic = time.monotonic()
         self.exit_reason = reason
         log.info("session %s ended: %s", self.session_id, engine.halted or reason)
         return reason
+
+    def _shutdown_gateway(self) -> None:
+        gateway = self.pipeline.gateway
+        if self.mode == "live_trading" and hasattr(gateway, "cancel_open_orders"):
+            cancelled = gateway.cancel_open_orders()
+            if cancelled:
+                log.warning("cancelled %d open order(s) on shutdown", cancelled)
+        close = getattr(gateway, "close", None)
+        if close is not None:
+            close()
 
     def elapsed_s(self) -> float:
         end = self.ended_monotonic or time.monotonic()
@@ -107,16 +122,11 @@ def build_session(config: Config, registry: PluginRegistry, mode: str | None = N
     mode = mode or config.mode
     config = config.with_mode(mode)
     try:
-        local_spec = registry.exchange(config.local_exchange)
-        ref_spec = registry.exchange(config.reference_exchange)
-        fx_spec = registry.exchange(config.fx_exchange)
+        specs = {name: registry.exchange(name) for name in config.exchange_names}
     except PluginError as exc:
         raise SessionError(str(exc)) from None
-    if mode in LIVE_MODES:
-        missing = [s.name for s in (local_spec, ref_spec, fx_spec) if s.create_client is None]
-        if missing:
-            raise SessionError(f"{mode} needs a live client for {', '.join(sorted(set(missing)))}, and the "
-                               "installed exchange plugin has none; use --mode paper")
+    local_spec = specs[config.local_exchange]
+    ref_spec = specs[config.reference_exchange]
 
     chain = None
     if mode == "live_trading" or (mode == "paper" and config.paper_run_guards):
@@ -126,24 +136,13 @@ def build_session(config: Config, registry: PluginRegistry, mode: str | None = N
         except GuardChainError as exc:
             raise SessionError(str(exc)) from None
 
-    def rules_for(spec, symbol):
-        rules = spec.paper_rules(symbol)
-        fee = config.exchanges.get(spec.name, {}).get("taker_fee")
-        if fee is not None:
-            from dataclasses import replace
-            rules = replace(rules, taker_fee=float(fee))
-        return rules
-
-    pairs = []
-    for asset in config.assets:
-        local_symbol = local_spec.symbol_for(asset)
-        ref_symbol = ref_spec.symbol_for(asset)
-        pairs.append(PairMarkets(asset,
-                                 Market(local_spec.name, local_symbol, rules_for(local_spec, local_symbol)),
-                                 Market(ref_spec.name, ref_symbol, rules_for(ref_spec, ref_symbol))))
-    fx = Market(fx_spec.name, config.fx_symbol, rules_for(fx_spec, config.fx_symbol))
-    rules = {(m.exchange, m.symbol): m.rules for p in pairs for m in (p.local, p.reference)}
-    rules[(fx.exchange, fx.symbol)] = fx.rules
+    stop = threading.Event()
+    clients = _live_clients(config, specs, mode) if mode in LIVE_MODES else {}
+    rules = _market_rules(config, specs, clients)
+    pairs = tuple(PairMarkets(asset, _market(local_spec, local_spec.symbol_for(asset), rules),
+                              _market(ref_spec, ref_spec.symbol_for(asset), rules))
+                  for asset in config.assets)
+    fx = _market(specs[config.fx_exchange], config.fx_symbol, rules)
 
     events = EventBus()
     activity = Activity()
@@ -152,19 +151,78 @@ def build_session(config: Config, registry: PluginRegistry, mode: str | None = N
     pricer = Pricer(config.strategy, id_prefix=f"arb{session_id}")
     portfolio = Portfolio(local_spec.quote_currency, {k: r.quote for k, r in rules.items()})
     engine = Engine(pairs, fx, config.strategy, pricer, portfolio, events, config.reference_currency)
-    gateway = PaperExchange(config.paper_balances, rules, engine.books)
+    request = SourceRequest(pairs, fx, config.market_options, stop)
+    if mode in LIVE_MODES:
+        gateway = (LiveGateway if mode == "live_trading" else ReadOnlyGateway)(clients)
+        try:
+            gateway.refresh_balances()
+        except ExchangeError as exc:
+            gateway.close()
+            raise SessionError(f"cannot read balances: {exc}") from None
+        symbols: dict[str, list[str]] = {}
+        for market in [fx, *(m for p in pairs for m in (p.local, p.reference))]:
+            symbols.setdefault(market.exchange, []).append(market.symbol)
+        source = LiveMarketSource(clients, symbols, stop)
+    else:
+        gateway = PaperExchange(config.paper_balances, rules, engine.books)
+        source = _paper_source(config, registry, request)
     pipeline = OrderPipeline(mode=mode, gateway=gateway, chain=chain, rules=rules,
                              local_quote=local_spec.quote_currency, events=events,
                              equity=engine.equity, daily_pnl=engine.daily_pnl,
                              dry_run_scale=config.limits.dry_run_scale)
     engine.attach(pipeline)
+    return Session(config, mode, engine, pipeline, chain, source, request, events, activity, session_id)
 
-    request = SourceRequest(tuple(pairs), fx, config.market_options)
+
+def _live_clients(config: Config, specs: dict[str, ExchangeSpec], mode: str) -> dict[str, Any]:
+    missing = sorted(name for name, spec in specs.items() if spec.create_client is None)
+    if missing:
+        raise SessionError(f"{mode} needs a live client for {', '.join(missing)}, and the installed "
+                           "exchange plugin has none; use --mode paper")
+    clients = {}
+    for name, spec in specs.items():
+        settings = exchange_settings(spec.default_settings, config.exchanges.get(name, {}))
+        try:
+            secrets = read_secrets(name, settings, required=True)
+        except MissingSecret as exc:
+            raise SessionError(str(exc)) from None
+        clients[name] = spec.create_client(settings, secrets)
+    return clients
+
+
+def _market_rules(config: Config, specs: dict[str, ExchangeSpec],
+                  clients: dict[str, Any]) -> dict[tuple[str, str], MarketRules]:
+    wanted: dict[str, list[str]] = {}
+    for asset in config.assets:
+        for name in (config.local_exchange, config.reference_exchange):
+            wanted.setdefault(name, []).append(specs[name].symbol_for(asset))
+    wanted.setdefault(config.fx_exchange, []).append(config.fx_symbol)
+    rules: dict[tuple[str, str], MarketRules] = {}
+    for name, symbols in wanted.items():
+        if name in clients:
+            try:
+                fetched = clients[name].market_rules(symbols)
+            except ExchangeError as exc:
+                raise SessionError(f"cannot read {name} market rules: {exc}") from None
+        else:
+            fetched = {symbol: specs[name].paper_rules(symbol) for symbol in symbols}
+        fee = config.exchanges.get(name, {}).get("taker_fee")
+        for symbol in symbols:
+            if symbol not in fetched:
+                raise SessionError(f"{name} does not list {symbol}")
+            rule = fetched[symbol]
+            rules[(name, symbol)] = replace(rule, taker_fee=float(fee)) if fee is not None else rule
+    return rules
+
+
+def _market(spec: ExchangeSpec, symbol: str, rules: dict[tuple[str, str], MarketRules]) -> Market:
+    return Market(spec.name, symbol, rules[(spec.name, symbol)])
+
+
+def _paper_source(config: Config, registry: PluginRegistry, request: SourceRequest) -> MarketSource:
     try:
-        source_spec = registry.market_source(config.market_source)
-        source = source_spec.build(request)
+        return registry.market_source(config.market_source).build(request)
     except PluginError as exc:
         raise SessionError(str(exc)) from None
     except ValueError as exc:
         raise SessionError(f"market source {config.market_source!r}: {exc}") from None
-    return Session(config, mode, engine, pipeline, chain, source, request, events, activity, session_id)
