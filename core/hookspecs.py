@@ -28,11 +28,15 @@ def arb_register_exchanges(register: Callable[[ExchangeSpec], None]) -> None:
     """Register exchange adapters.
 
     :param register: call it with one :class:`arb.specs.ExchangeSpec` per
-        exchange.  The spec names the exchange, its quote currency, how an
-        asset maps to a symbol, the market rules used in paper mode and, for
-        the live modes, a factory for a client speaking the exchange's API.
+        exchange.  The spec names the exchange (``venues.*`` and
+        ``exchanges.<name>`` in a config refer to it by this name), its quote
+        currency, how an asset maps to a symbol, the market rules used in
+        paper mode, the defaults of its ``exchanges.<name>`` config section
+        and, for the live modes, a factory for a client speaking the
+        exchange's API (whose interface is not settled yet).
 
-    Called once when the plugin registry is built.  Returns nothing.
+    Called once when the plugin registry is built.  Returns nothing.  Two
+    plugins registering the same exchange name is an error.
     """
 
 
@@ -44,10 +48,13 @@ def arb_register_guard_rules(register: Callable[[GuardRuleSpec], None]) -> None:
         rule.  The spec carries the rule's unique name, its integer ``order``
         (the chain sorts by ``(order, name)`` and refuses two rules with the
         same order) and a ``build(limits, options)`` factory returning an
-        object with ``check(order_check) -> Decision``.
+        object with ``name`` and ``order`` equal to the spec's and
+        ``check(order_check) -> Decision``.
 
     Called once when the plugin registry is built.  Returns nothing.  A rule
-    that raises while checking vetoes the order: the chain fails closed.
+    name already taken (the five built-ins included) is an error, not a
+    shadow.  A rule that raises while checking, or answers with anything but
+    a :class:`arb.guard.Decision`, vetoes the order: the chain fails closed.
     """
 
 
@@ -57,8 +64,10 @@ def arb_register_market_sources(register: Callable[[MarketSourceSpec], None]) ->
 
     :param register: call it with one :class:`arb.specs.MarketSourceSpec` per
         source; its ``build(request)`` factory (an :class:`arb.specs.SourceRequest`)
-        returns an object whose
-        ``events()`` yields :class:`arb.book.OrderBook` snapshots in time order.
+        returns an object whose ``events()`` yields :class:`arb.book.OrderBook`
+        snapshots in time order (``None`` for "nothing new yet") until the
+        data ends or ``request.stop`` is set, and whose ``close()`` stops it.
 
-    Called once when the plugin registry is built.  Returns nothing.
+    Called once when the plugin registry is built.  Returns nothing.  A
+    ``ValueError`` from ``build`` is reported to the user as a config problem.
     """

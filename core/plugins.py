@@ -142,8 +142,11 @@ def _collect(hook: Any, kind: str, spec_type: type, into: dict[str, Registration
 
         try:
             impl.function(register=register)
-        except (PluginError, SpecError):
+        except PluginError:
             raise
+        except SpecError as exc:
+            raise PluginError(f"plugin {info.name!r} from {info.distribution} registered an invalid spec: "
+                              f"{exc}") from None
         except Exception as exc:
             raise PluginError(f"plugin {info.name!r} failed while registering: "
                               f"{type(exc).__name__}: {exc}") from None
