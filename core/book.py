@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 Level = tuple[float, float]  # (price, quantity)
 
+_DUST = 1e-12  # relative to the quantity walked
+
 
 @dataclass(slots=True)
 class OrderBook:
@@ -58,17 +60,24 @@ class Walk:
 
 def walk(levels: list[Level], quantity: float) -> Walk:
     """Sweep ``levels`` (best first) for ``quantity``."""
-    remaining = quantity
+    # Float noise left over after subtracting level sizes (0.4 - 0.1 - 0.3 =
+    # 5e-17) is not a reason to touch a worse level or to call it partial.
+    # ``filled`` is summed, not taken as quantity - remaining, which would
+    # lose the digits of a small fill against a large quantity.
+    dust = quantity * _DUST
+    filled = 0.0
     cost = 0.0
     worst = 0.0
     for price, size in levels:
-        if remaining <= 0:
+        remaining = quantity - filled
+        if remaining <= dust:
             break
         take = size if size < remaining else remaining
         cost += take * price
-        remaining -= take
+        filled += take
         worst = price
-    filled = quantity - remaining if remaining > 0 else quantity
+    if quantity - filled <= dust:
+        filled = quantity
     return Walk(filled, cost / filled if filled else 0.0, worst)
 
 

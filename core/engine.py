@@ -48,6 +48,9 @@ class Engine:
         self.now_ms = 0.0
         self.halted: str | None = None          # session over: no order of any kind
         self.entries_halted: str | None = None  # exposure open: no new trades
+        # Trades whose close went out one-legged: re-sending the close would
+        # repeat the leg that did fill, so they wait for a person.
+        self.stuck_trades: set[int] = set()
         self._by_asset = {pair.asset: pair for pair in self.pairs}
 
     def attach(self, pipeline: OrderPipeline) -> None:
@@ -63,6 +66,10 @@ class Engine:
         if pairs and self.halted is None:
             for pair in pairs:
                 self._evaluate(pair)
+                if self.halted is not None:
+                    # A session stop ends trading now, not after the other
+                    # pairs this update touches (an FX tick touches them all).
+                    break
         self.busy_ns += time.perf_counter_ns() - started
 
     def _evaluate(self, pair: Pair) -> None:
@@ -83,6 +90,8 @@ class Engine:
         fx = fx_book.mid
         open_here = [t for t in self.portfolio.open_trades.values() if t.asset == pair.asset]
         for trade in open_here:
+            if trade.id in self.stuck_trades:
+                continue
             plan = self.pricer.exit_plan(pair, trade.id, trade.direction, trade.quantity, local, ref, fx)
             if plan is not None:
                 self._close(trade, plan)
@@ -107,7 +116,7 @@ class Engine:
         orders = self._send(plan)
         if not orders:
             return
-        if _hedged(orders, plan.quantity):
+        if _hedged(orders, len(plan.legs)):
             trade = self.portfolio.open(plan, orders, self.now_ms)
             self.events.publish("trade_opened", self.now_ms, trade=trade, plan=plan)
         else:
@@ -117,10 +126,11 @@ class Engine:
         orders = self._send(plan)
         if not orders:
             return
-        if _hedged(orders, plan.quantity):
+        if _hedged(orders, len(plan.legs)):
             pnl = self.portfolio.close(trade, plan, orders, self.now_ms)
             self.events.publish("trade_closed", self.now_ms, trade=trade, plan=plan, pnl=pnl)
         else:
+            self.stuck_trades.add(trade.id)
             self._exposure(plan, orders)
 
     def _exposure(self, plan: Plan, orders: list[Order]) -> None:
@@ -185,6 +195,15 @@ class Engine:
         return {asset: value * 100 for asset, value in self.pricer.last_premium.items()}
 
 
-def _hedged(orders: list[Order], quantity: float) -> bool:
-    return all(o.status is OrderStatus.FILLED and abs(o.filled_qty - quantity) <= 1e-12 * max(1.0, quantity)
-               for o in orders)
+def _hedged(orders: list[Order], legs: int) -> bool:
+    """An order for every leg, each filled in full, all for the same quantity.
+
+    Judged on what was sent, not on the plan: in live_trading the legs carry
+    the plan's quantity × dry_run_scale.
+    """
+    if len(orders) != legs:
+        return False
+    quantity = orders[0].intent.quantity
+    tolerance = 1e-12 * max(1.0, quantity)
+    return all(o.status is OrderStatus.FILLED and abs(o.intent.quantity - quantity) <= tolerance
+               and abs(o.filled_qty - quantity) <= tolerance for o in orders)

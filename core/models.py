@@ -15,6 +15,10 @@ from functools import lru_cache
 
 # Guards against 0.29999999999 becoming 0.2 when flooring to a 0.1 step.
 _EPS = 1e-9
+# ...but never snaps by more than this fraction of a step: with a relative
+# tolerance alone, ten units on an 8-decimal step (1e9 steps) would snap to
+# the nearest step, and "floor" would round up.
+_MAX_SNAP = 1e-3
 
 
 class Side(str, Enum):
@@ -41,9 +45,25 @@ def _steps(value: float, step: float, direction: int) -> int:
     # multiple rather than to the one below.
     n = value / step
     nearest = round(n)
-    if abs(n - nearest) <= _EPS * max(1.0, abs(n)):
+    tolerance = _EPS * abs(n)  # how far from a multiple still counts as on it
+    if tolerance < _EPS:
+        tolerance = _EPS
+    elif tolerance > _MAX_SNAP:
+        tolerance = _MAX_SNAP
+    if abs(n - nearest) <= tolerance:
         return int(nearest)
     return math.floor(n) if direction < 0 else math.ceil(n)
+
+
+def on_step(value: float, step: float) -> bool:
+    """Whether ``value`` is a multiple of ``step``, up to float noise."""
+    n = value / step
+    tolerance = _EPS * abs(n)
+    if tolerance < _EPS:
+        tolerance = _EPS
+    elif tolerance > _MAX_SNAP:
+        tolerance = _MAX_SNAP
+    return abs(n - round(n)) <= tolerance
 
 
 def floor_to_step(value: float, step: float) -> float:
@@ -102,7 +122,7 @@ class MarketRules:
             return f"quantity {qty} is not positive"
         if qty < self.min_qty:
             return f"quantity {qty} below {self.exchange} minimum {self.min_qty} {self.base}"
-        if abs(self.round_qty(qty) - qty) > _EPS * max(1.0, qty):
+        if not on_step(qty, self.lot_step):
             return f"quantity {qty} is not a multiple of the lot step {self.lot_step}"
         notional = qty * price
         if notional < self.min_notional:

@@ -34,6 +34,9 @@ class OrderPipeline:
                  dry_run_scale: float | None = None):
         if mode == "live_trading" and chain is None:
             raise ValueError("live_trading needs a guard chain")
+        if mode == "live_trading" and dry_run_scale is not None and not 0.0 < dry_run_scale <= 1.0:
+            # Above 1 would send more than the guards approved.
+            raise ValueError(f"dry_run_scale must be in (0, 1], got {dry_run_scale}")
         self.mode = mode
         self.gateway = gateway
         self.chain = chain

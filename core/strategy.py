@@ -10,6 +10,7 @@ currency per reference unit).
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -17,6 +18,12 @@ from arb.book import OrderBook, depth, walk
 from arb.config import StrategySettings
 from arb.models import OrderIntent, Side, floor_to_step
 from arb.specs import PairMarkets
+
+
+# Binance takes client order ids of up to 36 characters of [A-Za-z0-9-_.]
+# (Upbit 64); the prefix leaves room for "-" and an 11-digit counter.
+_MAX_PREFIX = 24
+_ID_PREFIX = re.compile(rf"[A-Za-z0-9-]{{1,{_MAX_PREFIX}}}")
 
 
 class Direction(str, Enum):
@@ -59,6 +66,9 @@ class Pricer:
     """Finds entry and exit plans; pure apart from the id counter."""
 
     def __init__(self, settings: StrategySettings, id_prefix: str):
+        if not _ID_PREFIX.fullmatch(id_prefix):
+            raise ValueError(f"client order id prefix {id_prefix!r} must be 1-{_MAX_PREFIX} characters "
+                             "of A-Z, a-z, 0-9 and '-'")
         self.entry = settings.entry_premium_pct / 100.0
         self.exit = settings.exit_premium_pct / 100.0
         self.trade_notional = settings.trade_notional
@@ -105,17 +115,22 @@ class Pricer:
         buy_top = buy_levels[0][0]
         qty = min(self.trade_notional / (buy_top / buy_fx),
                   depth(sell_levels, self.max_levels), depth(buy_levels, self.max_levels), base_free)
-        sell_walk = walk(sell_levels, qty)
-        buy_walk = walk(buy_levels, qty)
-        cost = qty * buy_walk.avg_price * (1 + fee_buy)
+        cost = qty * walk(buy_levels, qty).avg_price * (1 + fee_buy)
         if cost > quote_free:
             qty *= quote_free / cost * 0.99
-            sell_walk = walk(sell_levels, qty)
-            buy_walk = walk(buy_levels, qty)
         qty = floor_to_step(qty, pair.lot_step)
+        if qty > base_free:
+            # Flooring absorbs float noise, which may land a hair above a
+            # noisy balance (0.29999999999999993 → 0.3); the exchange would
+            # refuse that sale, so take one step less.
+            qty = floor_to_step(qty - pair.lot_step, pair.lot_step)
         if qty <= 0:
             self._skip("insufficient balance" if base_free <= 0 or quote_free <= 0 else "below minimum")
             return None
+        # Priced on the quantity actually sent, so the limit prices reach no
+        # deeper than it needs.
+        sell_walk = walk(sell_levels, qty)
+        buy_walk = walk(buy_levels, qty)
         problem = (sell_market.rules.violation(qty, sell_walk.worst_price)
                    or buy_market.rules.violation(qty, buy_walk.worst_price))
         if problem:
