@@ -52,6 +52,11 @@ class Engine:
         # repeat the leg that did fill, so they wait for a person.
         self.stuck_trades: set[int] = set()
         self._by_asset = {pair.asset: pair for pair in self.pairs}
+        self._unusable: dict[Key, str] = {}
+        # Valuations are asked for per guarded leg; one update prices them once.
+        self._valued_at = -1
+        self._equity: dict[str, float] = {}
+        self._unrealized = 0.0
 
     def attach(self, pipeline: OrderPipeline) -> None:
         self.pipeline = pipeline
@@ -62,6 +67,13 @@ class Engine:
         self.books[key] = book
         self.updates += 1
         self.now_ms = book.received_ms
+        # Judge each book once, when it arrives, rather than on every use.
+        bids, asks = book.bids, book.asks
+        if bids and asks and bids[0][0] < asks[0][0]:
+            if self._unusable:
+                self._unusable.pop(key, None)
+        else:
+            self._unusable[key] = "crossed book" if bids and asks else "empty book"
         pairs = self.index.get(key)
         if pairs and self.halted is None:
             for pair in pairs:
@@ -74,8 +86,8 @@ class Engine:
 
     def _evaluate(self, pair: Pair) -> None:
         books = self.books
-        local = books.get((pair.local.exchange, pair.local.symbol))
-        ref = books.get((pair.reference.exchange, pair.reference.symbol))
+        local = books.get(pair.local_key)
+        ref = books.get(pair.reference_key)
         fx_book = books.get(self.fx_key)
         if local is None or ref is None or fx_book is None:
             return
@@ -83,12 +95,14 @@ class Engine:
         if self.now_ms - oldest > self.max_age_ms:
             self.pricer._skip("stale book")
             return
-        problem = local.problem() or ref.problem() or fx_book.problem()
-        if problem:
-            self.pricer._skip(problem)
-            return
-        fx = fx_book.mid
-        open_here = [t for t in self.portfolio.open_trades.values() if t.asset == pair.asset]
+        unusable = self._unusable
+        if unusable:
+            problem = unusable.get(pair.local_key) or unusable.get(pair.reference_key) or unusable.get(self.fx_key)
+            if problem:
+                self.pricer._skip(problem)
+                return
+        fx = (fx_book.bids[0][0] + fx_book.asks[0][0]) * 0.5
+        open_here = self.portfolio.open_for(pair.asset)
         for trade in open_here:
             if trade.id in self.stuck_trades:
                 continue
@@ -99,10 +113,10 @@ class Engine:
                     return
         if len(open_here) >= self.max_open or self.entries_halted:
             return
-        pipeline = self.pipeline
+        gateway = self.pipeline.gateway
         plan = self.pricer.entry_plan(pair, local, ref, fx,
-                                      pipeline.gateway.free_balances(pair.local.exchange),
-                                      pipeline.gateway.free_balances(pair.reference.exchange))
+                                      gateway.free_balances(pair.local.exchange),
+                                      gateway.free_balances(pair.reference.exchange))
         if plan is not None:
             self._open(plan)
 
@@ -146,7 +160,19 @@ class Engine:
 
     def fx_rate(self) -> float:
         book = self.books.get(self.fx_key)
-        return book.mid if book is not None and not book.problem() else 0.0
+        return book.mid if book is not None and self.fx_key not in self._unusable else 0.0
+
+    def _mid(self, key: Key) -> float | None:
+        book = self.books.get(key)
+        if book is None or key in self._unusable:
+            return None
+        return (book.bids[0][0] + book.asks[0][0]) * 0.5
+
+    def _fresh_valuations(self) -> None:
+        if self._valued_at != self.updates:
+            self._valued_at = self.updates
+            self._equity.clear()
+            self._unrealized = self._compute_unrealized()
 
     def equity(self, exchange: str) -> float:
         """Account value on ``exchange`` in the reference currency, at book mids.
@@ -154,6 +180,13 @@ class Engine:
         Assets we hold no book for are left out: the figure errs low, which
         can only make the balance rule stricter.
         """
+        self._fresh_valuations()
+        value = self._equity.get(exchange)
+        if value is None:
+            value = self._equity[exchange] = self._compute_equity(exchange)
+        return value
+
+    def _compute_equity(self, exchange: str) -> float:
         fx = self.fx_rate()
         total = 0.0
         for asset, amount in self.pipeline.gateway.free_balances(exchange).items():
@@ -161,27 +194,35 @@ class Engine:
                 continue
             if asset == self.reference_currency:
                 total += amount
+            elif not fx:
+                continue
             elif asset == self.local_quote:
-                total += amount / fx if fx else 0.0
+                total += amount / fx
             else:
                 pair = self._by_asset.get(asset)
-                market = None
-                if pair is not None:
-                    market = pair.local if pair.local.exchange == exchange else pair.reference
-                book = self.books.get((market.exchange, market.symbol)) if market else None
-                if book is not None and not book.problem():
-                    price = book.mid
-                    total += amount * (price / fx if market.rules.quote == self.local_quote else price) if fx else 0.0
+                if pair is None:
+                    continue
+                market = pair.local if pair.local.exchange == exchange else pair.reference
+                price = self._mid((market.exchange, market.symbol))
+                if price is not None:
+                    total += amount * (price / fx if market.rules.quote == self.local_quote else price)
         return total
 
     def unrealized_pnl(self) -> float:
+        self._fresh_valuations()
+        return self._unrealized
+
+    def _compute_unrealized(self) -> float:
+        if not self.portfolio.open_trades:
+            return 0.0
         fx = self.fx_rate()
         total = 0.0
         for trade in self.portfolio.open_trades.values():
             pair = self._by_asset[trade.asset]
-            local = self.books.get((pair.local.exchange, pair.local.symbol))
-            ref = self.books.get((pair.reference.exchange, pair.reference.symbol))
-            if local is None or ref is None or not fx or local.problem() or ref.problem():
+            local = self.books.get(pair.local_key)
+            ref = self.books.get(pair.reference_key)
+            if local is None or ref is None or not fx or pair.local_key in self._unusable \
+                    or pair.reference_key in self._unusable:
                 continue
             total += Portfolio.unrealized(trade, pair, local.best_bid, local.best_ask,
                                           ref.best_bid, ref.best_ask, fx)

@@ -169,7 +169,13 @@ class GuardChain:
         """
         decisions: list[Decision] = []
         for rule in self.rules:
-            decision = _judge(rule, check)
+            # _judge inlined: this loop runs for every leg of every plan.
+            try:
+                decision = rule.check(check)
+            except Exception as exc:  # fail closed: a broken rule is a veto
+                decision = _raised(rule, exc)
+            if decision.__class__ is not Decision and not isinstance(decision, Decision):
+                decision = _not_a_decision(rule, decision)
             decisions.append(decision)
             if not decision.allowed and not all_rules:
                 break
@@ -203,11 +209,9 @@ class GuardChain:
         return {"rules": self.names, **self.stats.as_dict()}
 
 
-def _judge(rule: GuardRule, check: OrderCheck) -> Decision:
-    try:
-        decision = rule.check(check)
-    except Exception as exc:  # fail closed: a broken rule is a veto
-        return Decision.veto(rule.name, f"rule {rule.name!r} failed: {type(exc).__name__}: {exc}")
-    if not isinstance(decision, Decision):
-        return Decision.veto(rule.name, f"rule {rule.name!r} returned {type(decision).__name__}, not a Decision")
-    return decision
+def _raised(rule: GuardRule, exc: Exception) -> Decision:
+    return Decision.veto(rule.name, f"rule {rule.name!r} failed: {type(exc).__name__}: {exc}")
+
+
+def _not_a_decision(rule: GuardRule, answer: object) -> Decision:
+    return Decision.veto(rule.name, f"rule {rule.name!r} returned {type(answer).__name__}, not a Decision")

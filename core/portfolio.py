@@ -56,6 +56,9 @@ class Portfolio:
         self.realized_pnl = 0.0
         self.realized_by_day: dict[str, float] = {}
         self._next_id = 1
+        self._by_asset: dict[str, tuple[Trade, ...]] = {}
+        self._day_from_ms = float("inf")
+        self._day_key = ""
 
     def _flow(self, order: Order, fx: float) -> float:
         return cashflow(order, fx, self.local_quote,
@@ -67,6 +70,7 @@ class Portfolio:
         trade = Trade(self._next_id, plan.asset, plan.direction, qty, now_ms, plan.premium_pct, flow, orders)
         self._next_id += 1
         self.open_trades[trade.id] = trade
+        self._by_asset[trade.asset] = self._by_asset.get(trade.asset, ()) + (trade,)
         self.trades_opened += 1
         return trade
 
@@ -77,6 +81,7 @@ class Portfolio:
         trade.exit_premium_pct = plan.premium_pct
         trade.realized_pnl = trade.open_cashflow + flow
         del self.open_trades[trade.id]
+        self._by_asset[trade.asset] = tuple(t for t in self._by_asset[trade.asset] if t.id != trade.id)
         self.trades_closed += 1
         self.realized_pnl += trade.realized_pnl
         day = trading_day(now_ms, self.day_start_ms)
@@ -84,7 +89,14 @@ class Portfolio:
         return trade.realized_pnl
 
     def realized_today(self, now_ms: float) -> float:
-        return self.realized_by_day.get(trading_day(now_ms, self.day_start_ms), 0.0)
+        # Asked on every guarded order: the day's key is worked out once a day.
+        if not self._day_from_ms <= now_ms < self._day_from_ms + _DAY_MS:
+            self._day_from_ms = (now_ms - self.day_start_ms) // _DAY_MS * _DAY_MS + self.day_start_ms
+            self._day_key = trading_day(now_ms, self.day_start_ms)
+        return self.realized_by_day.get(self._day_key, 0.0)
+
+    def open_for(self, asset: str) -> tuple[Trade, ...]:
+        return self._by_asset.get(asset, ())
 
     @staticmethod
     def unrealized(trade: Trade, pair: Pair, local_bid: float, local_ask: float,

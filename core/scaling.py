@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 from arb.models import MarketRules, OrderIntent, floor_to_step
@@ -27,4 +26,5 @@ def scale_legs(legs: Sequence[OrderIntent], scale: float,
         if problem:
             return tuple(legs), (f"after dry_run_scale {scale:g}, {leg.quantity:g} becomes {qty:g} "
                                  f"{leg_rules.base}: {problem}; not sent")
-    return tuple(replace(leg, quantity=qty) for leg in legs), None
+    return tuple(OrderIntent(leg.exchange, leg.symbol, leg.side, qty, leg.limit_price, leg.expected_price,
+                             leg.client_order_id) for leg in legs), None

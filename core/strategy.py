@@ -49,12 +49,15 @@ class Plan:
 class Pair:
     """Static facts about one asset's two markets, computed once."""
 
-    __slots__ = ("asset", "local", "reference", "lot_step", "fee_local", "fee_reference")
+    __slots__ = ("asset", "local", "reference", "lot_step", "fee_local", "fee_reference",
+                 "local_key", "reference_key")
 
     def __init__(self, markets: PairMarkets):
         self.asset = markets.asset
         self.local = markets.local
         self.reference = markets.reference
+        self.local_key = (markets.local.exchange, markets.local.symbol)
+        self.reference_key = (markets.reference.exchange, markets.reference.symbol)
         # One quantity for both legs keeps the pair hedged; it must fit the
         # coarser of the two lot steps (steps are powers of ten).
         self.lot_step = max(markets.local.rules.lot_step, markets.reference.rules.lot_step)
