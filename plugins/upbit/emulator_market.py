@@ -1,0 +1,315 @@
+"""The exchange side of the Upbit emulator: books, accounts, orders, matching.
+
+Pure state, no HTTP: :mod:`arb_upbit.emulator` calls it under its lock.
+Amounts are Decimals as on the exchange, rendered as decimal strings the way
+the Exchange API does.  Limit orders match against the visible book and take
+liquidity out of it; fees (0.05 %) are charged in KRW: bids reserve
+``price × volume × (1 + fee)`` up front, asks pay out of the proceeds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+
+from arb_upbit.rules import KRW_TICK_TABLE, MAX_ORDER_KRW, MIN_ORDER_KRW, TAKER_FEE
+
+D = Decimal
+KST = timezone(timedelta(hours=9))
+ZERO = D(0)
+
+
+class EmuError(Exception):
+    """A refusal the emulator answers as ``{"error": {"name", "message"}}``."""
+
+    def __init__(self, status: int, name: str | int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.name = name
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"name": self.name, "message": self.message}}
+
+
+def dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else D(str(value))
+
+
+def text(value: Decimal) -> str:
+    """Decimal -> plain string without exponent (``1E+8`` -> ``100000000``)."""
+    return format(value.normalize(), "f") if value else "0"
+
+
+def krw_tick(price: Decimal) -> Decimal:
+    for floor_price, tick in KRW_TICK_TABLE:
+        if price >= dec(floor_price):
+            return dec(tick)
+    return dec(KRW_TICK_TABLE[-1][1])
+
+
+@dataclass
+class Account:
+    balance: Decimal = ZERO
+    locked: Decimal = ZERO
+    avg_buy_price: Decimal = ZERO
+
+
+@dataclass
+class Book:
+    bids: list[list[Decimal]]   # [price, size], best first
+    asks: list[list[Decimal]]
+    timestamp: int = 0
+
+
+@dataclass
+class EmuOrder:
+    uuid: str
+    identifier: str | None
+    market: str
+    side: str
+    price: Decimal
+    volume: Decimal
+    time_in_force: str | None
+    created_at: str
+    reserved_fee: Decimal
+    locked: Decimal
+    state: str = "wait"
+    executed: Decimal = ZERO
+    paid_fee: Decimal = ZERO
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    held_queries: int = 0   # > 0: stays ``wait`` unmatched for this many more lookups
+
+    def to_json(self, *, with_trades: bool = False, fee_rate: Decimal = ZERO) -> dict[str, Any]:
+        remaining = self.volume - self.executed
+        data: dict[str, Any] = {
+            "uuid": self.uuid, "side": self.side, "ord_type": "limit", "price": text(self.price),
+            "state": self.state, "market": self.market, "created_at": self.created_at,
+            "volume": text(self.volume), "remaining_volume": text(remaining),
+            "executed_volume": text(self.executed), "reserved_fee": text(self.reserved_fee),
+            "remaining_fee": text(self.price * remaining * fee_rate if self.side == "bid" else ZERO),
+            "paid_fee": text(self.paid_fee), "locked": text(self.locked),
+            "executed_funds": text(sum((dec(t["funds"]) for t in self.trades), ZERO)),
+            "prevented_volume": "0", "prevented_locked": "0", "trades_count": len(self.trades),
+        }
+        if self.time_in_force:
+            data["time_in_force"] = self.time_in_force
+        if self.identifier is not None:
+            data["identifier"] = self.identifier
+        if with_trades:
+            data["trades"] = list(self.trades)
+        return data
+
+
+def ladder(mid: float, tick: float, levels: int = 15, size: float = 1.0) -> tuple[list, list]:
+    """A symmetric book around ``mid``: ``levels`` bids and asks one tick apart."""
+    m, t = dec(mid), dec(tick)
+    best_bid = (m / t).to_integral_value(rounding="ROUND_FLOOR") * t
+    if best_bid >= m:
+        best_bid -= t
+    bids = [(best_bid - i * t, dec(size)) for i in range(levels)]
+    asks = [(best_bid + (i + 1) * t, dec(size)) for i in range(levels)]
+    return bids, asks
+
+
+class UpbitMarket:
+    def __init__(self, balances: dict[str, float], fee_rate: float = TAKER_FEE,
+                 min_total: float = MIN_ORDER_KRW, tick_overrides: dict[str, float] | None = None):
+        self.fee = dec(fee_rate)
+        self.min_total = dec(min_total)
+        self.max_total = dec(MAX_ORDER_KRW)
+        self.tick_overrides = {m: dec(t) for m, t in (tick_overrides or {}).items()}
+        self.accounts: dict[str, Account] = {c: Account(dec(v)) for c, v in balances.items()}
+        self.books: dict[str, Book] = {}
+        self.orders: dict[str, EmuOrder] = {}
+        self.by_identifier: dict[str, str] = {}
+        self.used_identifiers: set[str] = set()
+        self.hold_queries = 0
+        self.offline: set[str] = set()
+        self.changed: set[str] = set()   # markets whose book changed since the last publish
+
+    # --- books -------------------------------------------------------------------
+
+    def tick(self, market: str, price: Decimal) -> Decimal:
+        override = self.tick_overrides.get(market)
+        return override if override is not None else krw_tick(price)
+
+    def set_book(self, market: str, bids: Iterable, asks: Iterable) -> None:
+        book = Book(sorted(([dec(p), dec(s)] for p, s in bids), key=lambda lv: -lv[0]),
+                    sorted(([dec(p), dec(s)] for p, s in asks), key=lambda lv: lv[0]))
+        old = self.books.get(market)
+        self.books[market] = book
+        self.touch(market, old.timestamp if old else 0)
+
+    def touch(self, market: str, previous: int | None = None) -> None:
+        book = self.books[market]
+        last = book.timestamp if previous is None else previous
+        book.timestamp = max(int(time.time() * 1000), last + 1)  # strictly increasing per market
+        self.changed.add(market)
+
+    def move(self, market: str, bps: float) -> None:
+        """Shift the whole book by ``bps`` basis points, snapped to the tick."""
+        book = self.books[market]
+        factor = 1 + dec(bps) / 10_000
+
+        def snap(price: Decimal) -> Decimal:
+            moved = price * factor
+            tick = self.tick(market, moved)
+            return (moved / tick).to_integral_value() * tick
+
+        self.set_book(market, [(snap(p), s) for p, s in book.bids], [(snap(p), s) for p, s in book.asks])
+
+    def units(self, market: str, count: int) -> list[dict[str, float]]:
+        book = self.books[market]
+        rows = max(len(book.bids), len(book.asks))
+        units = []
+        for i in range(min(count, rows)):
+            ask = book.asks[i] if i < len(book.asks) else [ZERO, ZERO]
+            bid = book.bids[i] if i < len(book.bids) else [ZERO, ZERO]
+            units.append({"ask_price": float(ask[0]), "bid_price": float(bid[0]),
+                          "ask_size": float(ask[1]), "bid_size": float(bid[1])})
+        return units
+
+    # --- orders ------------------------------------------------------------------
+
+    def account(self, currency: str) -> Account:
+        return self.accounts.setdefault(currency, Account())
+
+    def create(self, body: dict[str, Any]) -> EmuOrder:
+        identifier = body.get("identifier")
+        if identifier is not None:
+            # Upbit refuses an identifier used before, even by a request that failed.
+            if identifier in self.used_identifiers:
+                raise EmuError(400, "duplicated_identifier", "identifier already used")
+            self.used_identifiers.add(identifier)
+        market, side = body.get("market"), body.get("side")
+        if market not in self.books:
+            raise EmuError(404, "notfoundmarket", "market not found")
+        if market in self.offline:
+            raise EmuError(403, "market_offline", "market is offline")
+        if side not in ("bid", "ask") or body.get("ord_type") != "limit":
+            raise EmuError(400, "validation_error", "emulator supports limit bid/ask orders only")
+        tif = body.get("time_in_force")
+        if tif not in (None, "ioc", "fok"):
+            raise EmuError(400, "invalid_time_in_force", "time_in_force must be ioc or fok")
+        try:
+            price, volume = dec(body["price"]), dec(body["volume"])
+        except (KeyError, ArithmeticError, ValueError):
+            raise EmuError(400, f"create_{side}_error", "price and volume are required decimals") from None
+        if price <= 0 or volume <= 0 or volume != volume.quantize(D("1e-8")):
+            raise EmuError(400, f"create_{side}_error", "bad price or volume")
+        if price % self.tick(market, price):
+            raise EmuError(400, f"invalid_price_{side}", "price is not on the tick")
+        total = price * volume
+        if total < self.min_total:
+            raise EmuError(400, f"under_min_total_{side}", f"minimum order is {text(self.min_total)} KRW")
+        if total > self.max_total:
+            raise EmuError(400, f"over_krw_funds_{side}", "maximum order is 1,000,000,000 KRW")
+        quote, base = market.split("-", 1)
+        reserved_fee = total * self.fee if side == "bid" else ZERO
+        need = total + reserved_fee if side == "bid" else volume
+        wallet = self.account(quote if side == "bid" else base)
+        if wallet.balance < need:
+            raise EmuError(400, f"insufficient_funds_{side}", "not enough free balance")
+        wallet.balance -= need
+        wallet.locked += need
+        order = EmuOrder(str(uuidlib.uuid4()), identifier, market, side, price, volume, tif,
+                         datetime.now(KST).isoformat(timespec="seconds"), reserved_fee, need)
+        self.orders[order.uuid] = order
+        if identifier is not None:
+            self.by_identifier[identifier] = order.uuid
+        if self.hold_queries > 0:
+            order.held_queries = self.hold_queries
+        else:
+            self.match(order)
+        return order
+
+    def find(self, uuid: str | None, identifier: str | None) -> EmuOrder:
+        key = uuid or (self.by_identifier.get(identifier) if identifier else None)
+        order = self.orders.get(key) if key else None
+        if order is None:
+            raise EmuError(404, "order_not_found", "order not found")
+        return order
+
+    def match(self, order: EmuOrder) -> None:
+        """Fill against the book; an IOC/FOK remainder is cancelled and unlocked."""
+        book = self.books[order.market]
+        levels = book.asks if order.side == "bid" else book.bids
+        crosses = (lambda p: p <= order.price) if order.side == "bid" else (lambda p: p >= order.price)
+        fillable = sum((s for p, s in levels if crosses(p)), ZERO)
+        if order.time_in_force == "fok" and fillable < order.volume:
+            levels = []
+        quote, base = order.market.split("-", 1)
+        remaining = order.volume - order.executed
+        touched = False
+        for level in list(levels):
+            if remaining <= 0 or not crosses(level[0]):
+                break
+            take = min(level[1], remaining)
+            self._fill(order, level[0], take, quote, base)
+            level[1] -= take
+            remaining -= take
+            touched = True
+            if level[1] <= 0:
+                levels.remove(level)
+        if touched:
+            self.touch(order.market)
+        if remaining <= 0:
+            self._finish(order, "done", quote, base)
+        elif order.time_in_force in ("ioc", "fok"):
+            self._finish(order, "cancel", quote, base)
+
+    def _fill(self, order: EmuOrder, price: Decimal, volume: Decimal, quote: str, base: str) -> None:
+        funds = price * volume
+        fee = funds * self.fee
+        if order.side == "bid":
+            self.account(quote).locked -= funds + fee
+            order.locked -= funds + fee
+            coin = self.account(base)
+            held = coin.balance + coin.locked
+            coin.avg_buy_price = (coin.avg_buy_price * held + funds) / (held + volume)
+            coin.balance += volume
+        else:
+            self.account(base).locked -= volume
+            order.locked -= volume
+            self.account(quote).balance += funds - fee
+        order.executed += volume
+        order.paid_fee += fee
+        order.trades.append({"market": order.market, "uuid": str(uuidlib.uuid4()), "price": text(price),
+                             "volume": text(volume), "funds": text(funds), "trend": "up" if order.side == "bid"
+                             else "down", "created_at": datetime.now(KST).isoformat(timespec="seconds"),
+                             "side": order.side})
+
+    def _finish(self, order: EmuOrder, state: str, quote: str, base: str) -> None:
+        # Whatever is still locked for the order (price improvement, the
+        # unfilled remainder, its reserved fee) goes back to the free balance.
+        wallet = self.account(quote if order.side == "bid" else base)
+        wallet.locked -= order.locked
+        wallet.balance += order.locked
+        order.locked = ZERO
+        order.state = state
+
+    def looked_up(self, order: EmuOrder) -> None:
+        """A held order matches once it has been looked up ``held_queries`` times."""
+        if order.held_queries > 0:
+            order.held_queries -= 1
+            if order.held_queries == 0 and order.state == "wait":
+                self.match(order)
+
+    def cancel(self, order: EmuOrder) -> dict[str, Any]:
+        if order.state not in ("wait", "watch"):
+            raise EmuError(400, "validation_error", f"order is already {order.state}")
+        reply = order.to_json(fee_rate=self.fee)  # Upbit answers with the state before the cancel
+        quote, base = order.market.split("-", 1)
+        self._finish(order, "cancel", quote, base)
+        return reply
+
+    def accounts_json(self) -> list[dict[str, Any]]:
+        return [{"currency": c, "balance": text(a.balance), "locked": text(a.locked),
+                 "avg_buy_price": text(a.avg_buy_price), "avg_buy_price_modified": False,
+                 "unit_currency": "KRW"}
+                for c, a in self.accounts.items() if c == "KRW" or a.balance or a.locked]
