@@ -1,5 +1,7 @@
 """Registers Binance with arb."""
 
+from typing import Any, Mapping
+
 from arb import hookimpl
 from arb.specs import ExchangeSpec
 
@@ -10,6 +12,14 @@ def symbol_for(asset: str) -> str:
     return f"{asset.upper()}USDT"
 
 
+def create_client(settings: Mapping[str, Any], secrets: Mapping[str, str]):
+    """The live client.  Imported here, not at plugin load, so listing
+    plugins or paper trading never pulls in the HTTP and WebSocket stack."""
+    from arb_binance.client import BinanceClient
+
+    return BinanceClient.from_settings(settings, secrets)
+
+
 @hookimpl
 def arb_register_exchanges(register):
     register(ExchangeSpec(
@@ -17,6 +27,7 @@ def arb_register_exchanges(register):
         quote_currency="USDT",
         symbol_for=symbol_for,
         paper_rules=usdt_market_rules,
+        create_client=create_client,
         default_settings={
             "rest_url": "https://api.binance.com",
             "ws_url": "wss://stream.binance.com:9443",
