@@ -6,7 +6,11 @@ Exit codes: 0 normal end, 1 unexpected error, 2 bad config or usage,
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import math
+import os
 import signal
 import sys
 from enum import Enum
@@ -15,6 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GUARD = 0, 1, 2, 3
 
@@ -65,18 +70,82 @@ def main_callback(
     """arb: kimchi-premium arbitrage between Upbit (KRW) and Binance (USDT)."""
 
 
+#: Set by ``arb run --log-format json``: then errors go to stderr as JSON lines too.
+_json_errors = False
+
+
+def _emit_error(message: str, problems: list[str] | None = None) -> None:
+    if _json_errors:
+        entry: dict = {"level": "ERROR", "logger": "arb.cli", "message": message}
+        if problems:
+            entry["problems"] = problems
+        sys.stderr.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        sys.stderr.flush()
+        return
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    for problem in problems or ():
+        err.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    _emit_error(message)
     return typer.Exit(code)
 
 
-def _load(config_path: Path):
+def _guarded(command):
+    """Bad input ends with a message and exit 2; anything else unexpected with
+    a one-line message and exit 1, never a traceback (``ARB_TRACEBACK=1`` shows it)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        global _json_errors
+        _json_errors = False  # per command: CliRunner and embedders call several in one process
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("ARB_TRACEBACK"):
+                raise
+            logging.getLogger("arb").debug("unexpected error", exc_info=True)
+            raise _fail(f"unexpected error: {type(exc).__name__}: {exc} (this is a bug in arb; "
+                        "ARB_TRACEBACK=1 shows the traceback)", EXIT_ERROR) from None
+    return wrapper
+
+
+def _load(config_path: Path, mode: Optional["Mode"] = None):
     from arb.config import ConfigError, load_config
     try:
-        return load_config(config_path)
+        cfg = load_config(config_path)
+        return cfg.with_mode(mode.value) if mode else cfg
     except ConfigError as exc:
-        err.print(exc.report(), highlight=False, markup=False, soft_wrap=True)
+        _emit_error(f"config error in {exc.source}:", exc.problems)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _finite(label: str, value: float | None, *, positive: bool = False) -> None:
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise _fail(f"{label} must be a finite number, got {value}")
+    if positive and not value > 0:
+        raise _fail(f"{label} must be positive, got {value:g}")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before the session, not after it, if the summary cannot be written."""
+    existed = path.exists()
+    if path.is_dir():
+        raise _fail(f"--summary-json {path}: is a directory; give a file name")
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise _fail(f"--summary-json {path}: cannot write there: {exc.strerror or type(exc).__name__}") from None
+    if not existed:
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def _registry():
@@ -88,6 +157,7 @@ def _registry():
 
 
 @app.command()
+@_guarded
 def run(
     config: ConfigArg,
     mode: Annotated[Optional[Mode], typer.Option(help="Override the config's mode.")] = None,
@@ -97,26 +167,46 @@ def run(
     summary_json: Annotated[Optional[Path], typer.Option(help="Also write the summary as JSON here.")] = None,
 ) -> None:
     """Run a trading session until the time limit, Ctrl-C, SIGTERM or a guard's session stop."""
+    global _json_errors
     from arb.logs import setup_logging
+
+    _json_errors = log_format == LogFormat.json
+    _finite("--max-runtime-seconds", max_runtime_seconds)
+    cfg = _load(config, mode)
+    fmt = log_format.value if log_format else cfg.log_format
+    _json_errors = fmt == "json"
+    restore_logging = setup_logging((log_level.value if log_level else cfg.log_level), fmt)
+    try:
+        _run_session(cfg, fmt, max_runtime_seconds, summary_json)
+    finally:
+        restore_logging()
+
+
+def _run_session(cfg, fmt: str, max_runtime_seconds: float | None, summary_json: Path | None) -> None:
     from arb.session import SessionError, build_session
     from arb.summary import session_summary
 
-    cfg = _load(config)
-    setup_logging((log_level.value if log_level else cfg.log_level),
-                  (log_format.value if log_format else cfg.log_format))
+    if summary_json is not None:
+        _check_writable(summary_json)
     registry = _registry()
+    _check_guard_config(cfg, registry)
     try:
-        session = build_session(cfg, registry, mode.value if mode else None)
+        session = build_session(cfg, registry)
     except SessionError as exc:
         raise _fail(str(exc)) from None
-    _handle_signals(session.stop_event)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = _handle_signals(session.stop_event)
     try:
-        _run_with_display(session, max_runtime_seconds, show_panel=out.is_terminal and log_format != LogFormat.json)
+        _run_with_display(session, max_runtime_seconds, show_panel=out.is_terminal and fmt != "json")
     except Exception as exc:  # keep the traceback out of the user's face, but not out of the log
-        import logging
         logging.getLogger("arb").debug("session failed", exc_info=True)
         raise _fail(f"session failed: {type(exc).__name__}: {exc} (--log-level DEBUG shows details)",
                     EXIT_ERROR) from None
+    finally:
+        _restore_signals(previous)
+    if signals and session.exit_reason != "session_stop":
+        # A source stopped by the signal simply ends; the CLI knows why.
+        session.exit_reason = "interrupted"
     summary = session_summary(session)
     from arb.display import print_summary
     print_summary(summary, out)
@@ -126,6 +216,32 @@ def run(
         except OSError as exc:
             raise _fail(f"cannot write {summary_json}: {exc.strerror}", EXIT_ERROR) from None
     raise typer.Exit(EXIT_GUARD if session.exit_reason == "session_stop" else EXIT_OK)
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        try:
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        except ValueError:  # not the main thread: nothing was installed
+            pass
+
+
+def _check_guard_config(cfg, registry) -> None:
+    """Guard problems first: a misspelt rule name is never ignored, and
+    live_trading names a missing or disabled built-in rule before anything else."""
+    from arb.guard import GuardChainError
+    from arb.plugins import build_guard_chain
+    from arb.preflight import unknown_guard_rules
+
+    unknown = unknown_guard_rules(cfg, registry)
+    if unknown:
+        raise _fail(f"guards: options for guard rule(s) that are not installed: {'; '.join(unknown)} "
+                    "(see `arb plugins`)")
+    if cfg.mode == "live_trading":
+        try:
+            build_guard_chain(registry, cfg.limits, cfg.guard_options, require_essential=True)
+        except GuardChainError as exc:
+            raise _fail(str(exc)) from None
 
 
 def _run_with_display(session, max_runtime: float | None, show_panel: bool) -> None:
@@ -140,18 +256,31 @@ def _run_with_display(session, max_runtime: float | None, show_panel: bool) -> N
         session.run(max_runtime)
 
 
-def _handle_signals(stop_event) -> None:
-    """First Ctrl-C or SIGTERM: stop cleanly and print the summary.  Second: leave now."""
+def _handle_signals(stop_event) -> list[int]:
+    """First Ctrl-C or SIGTERM: stop cleanly and print the summary.  Second: leave now.
+
+    Returns the list the handler appends received signals to.
+    """
+    received: list[int] = []
+
     def handler(signum, frame):
-        if stop_event.is_set():
+        if received:
             raise SystemExit(128 + signum)
+        received.append(signum)
+        logging.getLogger("arb.cli").info("received %s: stopping the session",
+                                          signal.Signals(signum).name)
         stop_event.set()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    try:
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): no handlers, no harm
+        pass
+    return received
 
 
 @app.command("validate-config")
+@_guarded
 def validate_config(
     config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
     mode: Annotated[Optional[Mode], typer.Option(help="Check for this mode instead of the config's.")] = None,
@@ -159,20 +288,23 @@ def validate_config(
     """Pre-flight checklist: schema, plugins, live limits, keys. Non-zero exit on any failure."""
     from arb.preflight import FAIL, PASS, preflight
 
-    cfg = _load(config)
+    cfg = _load(config, mode)
     registry = _registry()
-    items = preflight(cfg, registry, mode.value if mode else None)
+    items = preflight(cfg, registry)
     marks = {PASS: "[green]PASS[/]", FAIL: "[bold red]FAIL[/]"}
     for item in items:
-        out.print(f"{marks.get(item.status, '[dim]SKIP[/]')}  {item.name}: {item.detail}", highlight=False)
+        out.print(f"{marks.get(item.status, '[dim]SKIP[/]')}  {escape(item.name)}: {escape(item.detail)}",
+                  highlight=False, soft_wrap=True)
     failed = [i for i in items if i.status == FAIL]
     if failed:
-        out.print(f"{len(failed)} check(s) failed", highlight=False)
+        out.print(f"{len(failed)} check(s) failed: " + ", ".join(i.name for i in failed),
+                  highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
     out.print("all checks passed", highlight=False)
 
 
 @app.command()
+@_guarded
 def plugins() -> None:
     """List loaded plugins: name, kind, version, origin, and each guard rule's order."""
     from rich.table import Table
@@ -198,6 +330,7 @@ def plugins() -> None:
 
 
 @app.command("check-order")
+@_guarded
 def check_order(
     config: ConfigArg,
     symbol: Annotated[str, typer.Option(help="Exchange symbol, e.g. KRW-BTC or BTCUSDT.", show_default=False)],
@@ -215,6 +348,10 @@ def check_order(
     from arb.plugins import build_guard_chain
     from arb.scaling import scaled_quantity
 
+    for label, value in (("--quantity", quantity), ("--price", price), ("--fx-rate", fx_rate)):
+        _finite(label, value, positive=True)
+    for label, value in (("--balance", balance), ("--daily-pnl", daily_pnl)):
+        _finite(label, value)
     cfg = _load(config)
     registry = _registry()
     markets = {}
@@ -228,9 +365,6 @@ def check_order(
         markets.setdefault(cfg.fx_symbol, registry.exchanges[cfg.fx_exchange].spec)
     if symbol not in markets:
         raise _fail(f"symbol {symbol!r} is not a market of this config (known: {', '.join(sorted(markets))})")
-    for label, value in (("quantity", quantity), ("price", price)):
-        if not value > 0:
-            raise _fail(f"--{label} must be positive, got {value}")
     try:
         chain = build_guard_chain(registry, cfg.limits, cfg.guard_options, require_essential=True)
     except GuardChainError as exc:
@@ -243,21 +377,24 @@ def check_order(
     equity = cfg.limits.min_account_balance if assumed else balance
     check = OrderCheck(spec.name, symbol, Side(side.value), quantity, price, notional, equity, daily_pnl)
     result = chain.evaluate(check, all_rules=True)
-    out.print(f"order: {check.describe()} ({cfg.reference_currency}"
-              f"{f', at {rate:g} {rules.quote}/{cfg.reference_currency}' if rules.quote != cfg.reference_currency else ''}"
-              f"{'; balance assumed = min_account_balance' if assumed else ''})", highlight=False)
+    fx_note = f", at {rate:g} {rules.quote}/{cfg.reference_currency}" if rules.quote != cfg.reference_currency else ""
+    out.print(f"order: {check.describe()} ({cfg.reference_currency}{fx_note}"
+              f"{'; balance assumed = min_account_balance' if assumed else ''})",
+              highlight=False, markup=False, soft_wrap=True)
     first = result.veto
     for rule, decision in zip(chain.rules, result.decisions):
         verdict = "[green]allow[/]" if decision.allowed else "[bold red]VETO[/]"
         mark = "  <- first veto, decides" if decision is first else ""
         stop = " (session stop)" if decision.session_stop else ""
-        out.print(f"  {rule.order:>4}  {rule.name:<24} {verdict}  {decision.reason}{stop}{mark}", highlight=False)
+        out.print(f"  {rule.order:>4}  {escape(rule.name):<24} {verdict}  {escape(decision.reason)}{stop}{mark}",
+                  highlight=False, soft_wrap=True)
     scaled = scaled_quantity(quantity, cfg.limits.dry_run_scale, rules.lot_step)
     problem = rules.violation(scaled, price)
     out.print(f"after dry_run_scale {cfg.limits.dry_run_scale:g}: quantity {rules.format_qty(scaled)}"
-              + (f" would not be sent: {problem}" if problem else " would be sent"), highlight=False)
+              + (f" would not be sent: {problem}" if problem else " would be sent"),
+              highlight=False, markup=False, soft_wrap=True)
     if first is not None:
-        out.print(f"result: BLOCKED by {first.rule}", highlight=False)
+        out.print(f"result: BLOCKED by {first.rule}", highlight=False, markup=False)
         raise typer.Exit(EXIT_GUARD)
     out.print("result: ALLOWED", highlight=False)
 

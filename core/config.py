@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,20 +100,34 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+#: Nodes a config may expand to, aliases included: a few hundred is normal;
+#: this only stops "billion laughs" alias bombs before anything walks them.
+MAX_NODES = 100_000
+
+
 def load_config(path: str | Path) -> Config:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(source, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [f"cannot read: {exc.__class__.__name__}: {exc}"]) from None
+    except IsADirectoryError:
+        raise ConfigError(source, ["is a directory, not a config file"]) from None
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read: {exc.strerror or exc.__class__.__name__}"]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(source, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} cannot be "
+                                   "decoded); save the file as UTF-8"]) from None
     return parse_config(text, source)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     data, lines = _parse_yaml(text, source)
-    problems = _schema_problems(data, lines)
+    problems = _value_problems(data, "", lines) + _schema_problems(data, lines)
+    problems = list(dict.fromkeys(problems))
     if problems:
         raise ConfigError(source, problems)
     apply_defaults(schema(), data)
@@ -124,42 +139,141 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 
 
 def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(source, ["the file is empty: a config needs at least `pairs` "
+                                       "(see configs/live/*.yaml)"])
+        if not isinstance(node, yaml.MappingNode):
+            got = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
+            raise ConfigError(source, [f"the top level must be a mapping of keys, got {got} "
+                                       "(see configs/live/*.yaml)"])
+        lines: dict[str, int] = {}
+        problems: list[str] = []
+        _index_lines(node, "", lines, problems, set(), [0])
+        if problems:
+            raise ConfigError(source, problems)
+        data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # Never str(exc): it quotes the offending line, which may hold a secret.
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) \
+            or getattr(exc, "reason", None) or type(exc).__name__
         raise ConfigError(source, [f"not valid YAML: {where}{problem}"]) from None
-    if not isinstance(data, dict):
+    except RecursionError:  # pragma: no cover - _Loader stops far earlier
+        raise ConfigError(source, ["not a usable config: nested too deeply"]) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):  # pragma: no cover - the node check above decides
         raise ConfigError(source, ["the top level must be a mapping of keys (see configs/live/*.yaml)"])
-    lines: dict[str, int] = {}
-    duplicates: list[str] = []
-    _index_lines(node, "", lines, duplicates)
-    if duplicates:
-        raise ConfigError(source, duplicates)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], duplicates: list[str]) -> None:
+#: A config is a few levels deep; this stops absurd nesting before PyYAML
+#: (recursive, and slow on deep flow collections) runs out of stack.
+MAX_DEPTH = 32
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than :data:`MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[str],
+                 active: set[int], budget: list[int]) -> None:
     """Record the line of every key; a key given twice is an error, since
-    YAML would silently keep the last one (a doubled safety limit)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
+    YAML would silently keep the last one (a doubled safety limit).  Keys that
+    are not text, recursive aliases and alias bombs are errors too."""
+    budget[0] += 1
+    if budget[0] > MAX_NODES:
+        if budget[0] == MAX_NODES + 1:
+            problems.append(f"the config expands to more than {MAX_NODES} values "
+                            "(aliases?); refusing to read it")
+        return
+    if id(node) in active:
+        problems.append(f"{path or '(top level)'} (line {node.start_mark.line + 1}): "
+                        "an alias refers to itself (recursive YAML)")
+        return
+    if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        return
+    active.add(id(node))
+    try:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG:
+                    _index_lines(value_node, path, lines, problems, active, budget)
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                    shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a list or mapping)"
+                    problems.append(f"{path + '.' if path else ''}{shown} (line {line}): key is not text "
+                                    f"(YAML reads it as {key_node.tag.rsplit(':', 1)[-1]}); quote it or fix it")
+                    continue
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                if key in seen:
+                    problems.append(f"{child} (line {line}): key given twice")
+                seen.add(key)
+                lines.setdefault(child, line)
+                _index_lines(value_node, child, lines, problems, active, budget)
+        else:
+            for i, item in enumerate(node.value):
+                child = f"{path}[{i}]"
+                lines.setdefault(child, item.start_mark.line + 1)
+                _index_lines(item, child, lines, problems, active, budget)
+    finally:
+        active.discard(id(node))
+
+
+def _looks_like_secret_value(value: str) -> bool:
+    """An ``*_env`` value that matches the variable-name pattern but reads like
+    a key (``AKIAIOSFODNN7EXAMPLE``): long, digits in it, no underscore."""
+    return len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value)
+
+
+def _value_problems(data: Any, path: str, lines: Mapping[str, int]) -> list[str]:
+    """Checks the schema cannot express: secrets anywhere (free-form option
+    sections included) and numbers that are not finite (``.nan`` passes every
+    JSON Schema bound and would switch a limit off)."""
+    problems: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            key = str(key)
             child = f"{path}.{key}" if path else key
-            if key in seen:
-                duplicates.append(f"{child} (line {key_node.start_mark.line + 1}): key given twice")
-            seen.add(key)
-            lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            child = f"{path}[{i}]"
-            lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines, duplicates)
+            if _SECRET_KEY.search(key):
+                problems.append(f"{_where(child, lines)}: looks like a secret; secrets are read only from "
+                                f"environment variables: put the variable's NAME in api_key_env / secret_key_env")
+                continue
+            if key.endswith("_env") and isinstance(value, str) and _looks_like_secret_value(value):
+                problems.append(f"{_where(child, lines)}: looks like a secret value, not the NAME of an "
+                                "environment variable (like UPBIT_SECRET_KEY); secrets never go in a config")
+                continue
+            problems += _value_problems(value, child, lines)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            problems += _value_problems(item, f"{path}[{i}]", lines)
+    elif isinstance(data, float) and not math.isfinite(data):
+        problems.append(f"{_where(path, lines)}: must be a finite number, got {data}")
+    return problems
 
 
 def _dotted(parts: Any) -> str:
@@ -196,17 +310,17 @@ def _describe(error: jsonschema.ValidationError, path: str, lines: Mapping[str, 
     if kind == "additionalProperties":
         known = list(error.schema.get("properties", {}))
         out = []
-        for key in sorted(set(error.instance) - set(known)):
+        for key in sorted(str(k) for k in error.instance if str(k) not in known):
             if error.schema.get("patternProperties") and any(
                     re.match(p, key) for p in error.schema["patternProperties"]):
                 continue
-            child = f"{path}.{key}" if path else key
             if _SECRET_KEY.search(key):
-                out.append(f"{_where(child, lines)}: looks like a secret; secrets are read only from "
-                           f"environment variables: put the variable's NAME in api_key_env / secret_key_env")
-                continue
+                continue  # reported by _value_problems, wherever it is
+            child = f"{path}.{key}" if path else key
             hint = difflib.get_close_matches(key, known, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known keys: {', '.join(known)})"
+            if path.startswith("guards.") and path.count(".") == 1:
+                suggestion += "; built-in rules take their limits from the live_trading section"
             out.append(f"{_where(child, lines)}: unknown key{suggestion}")
         return out
     where = _where(path, lines)
@@ -216,7 +330,11 @@ def _describe(error: jsonschema.ValidationError, path: str, lines: Mapping[str, 
     if kind == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [f"{where}: must be {expected}, got {_type_name(error.instance)}"]
+        hint = ""
+        if isinstance(error.instance, str) and expected in ("number", "integer") and _numeric_text(error.instance):
+            hint = (" that looks like a number: YAML reads 5e1 as text and needs the form 5.0e+1;"
+                    " writing the plain number (50) is clearest")
+        return [f"{where}: must be {expected}, got {_type_name(error.instance)}{hint}"]
     if kind == "enum":
         return [f"{where}: must be one of {', '.join(map(str, error.validator_value))}"]
     if kind == "pattern":
@@ -227,9 +345,25 @@ def _describe(error: jsonschema.ValidationError, path: str, lines: Mapping[str, 
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
     if kind in bounds:
         return [f"{where}: must be {bounds[kind]} {error.validator_value}, got {_short(error.instance)}"]
-    if kind in ("minItems", "maxItems", "uniqueItems", "minLength"):
-        return [f"{where}: {error.message}"]
+    if kind == "minItems":
+        return [f"{where}: must list at least {error.validator_value} item(s), got {len(error.instance)}"]
+    if kind == "maxItems":
+        return [f"{where}: must list at most {error.validator_value} items, got {len(error.instance)}"]
+    if kind == "uniqueItems":
+        return [f"{where}: lists the same entry twice"]
+    if kind == "minLength":
+        return [f"{where}: must not be empty"]
+    if kind == "propertyNames":
+        return [f"{where}: has a key that is not a lower_snake_case name"]
     return [f"{where}: invalid ({kind})"]
+
+
+def _numeric_text(text: str) -> bool:
+    try:
+        float(text.replace("_", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _type_name(value: Any) -> str:
@@ -238,6 +372,10 @@ def _type_name(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    # Short on purpose: a value in the wrong place may be a pasted secret, and
+    # a few characters identify a typo without giving a key away.
+    if isinstance(value, str) and len(value) > 12:
+        return f"a {len(value)}-character text"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

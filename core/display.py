@@ -38,7 +38,8 @@ def summary_renderable(summary: dict[str, Any]) -> Group:
         ("mode", summary["mode"]),
         ("duration", f"{summary['duration_s']:.1f} s"),
         ("loops (book updates)", f"{summary['loops']:,}"),
-        ("trades opened / closed", f"{summary['trades_opened']} / {summary['trades_closed']}"),
+        ("trades opened / closed", f"{summary['trades_opened']} / {summary['trades_closed']}"
+                                   + (f" ({summary['open_trades']} still open)" if summary.get("open_trades") else "")),
         ("total PnL", f"{summary['total_pnl']:+.4f} (realized {summary['realized_pnl']:+.4f})"),
         ("active orders", str(summary["active_orders"])),
         ("avg loop time", f"{summary['avg_loop_ms'] * 1000:.1f} µs"),

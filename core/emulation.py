@@ -27,6 +27,7 @@ class Request:
     query: str            # the raw query string, exactly as sent
     body: bytes
     headers: dict[str, str]
+    received_at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -44,7 +45,8 @@ class Fault:
     """What to do to the next request matching ``method`` and ``path``.
 
     kinds: ``status`` (answer ``status`` with ``body`` and ``headers`` without
-    processing), ``timeout`` (process the request, then stall ``delay_s``
+    processing), ``status_after`` (process, then answer ``status`` anyway:
+    the work is done but the client hears an error), ``timeout`` (process the request, then stall ``delay_s``
     before answering: the client gives up although the work is done),
     ``malformed`` (process, answer 200 with broken JSON), ``drop`` (process,
     close the connection without an answer).
@@ -79,7 +81,8 @@ class ExchangeEmulator:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._ws = serve(self._ws_entry, "127.0.0.1", 0, compression=None, ping_interval=None)
-        for target in (self._http.serve_forever, self._ws.serve_forever):
+        # A short poll interval makes stop() prompt; tests start and stop many.
+        for target in (lambda: self._http.serve_forever(poll_interval=0.05), self._ws.serve_forever):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -152,6 +155,9 @@ class ExchangeEmulator:
 def _handler_for(emulator: ExchangeEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle on, the
+        # second waits for an ACK and every answer costs ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass
@@ -175,6 +181,8 @@ def _handler_for(emulator: ExchangeEmulator) -> type[BaseHTTPRequestHandler]:
             elif fault.kind == "timeout":
                 time.sleep(fault.delay_s)
                 self._send(response)
+            elif fault.kind == "status_after":
+                self._send(Response(fault.status, fault.body, dict(fault.headers)))
             elif fault.kind == "malformed":
                 self._send(Response(200, b'{"unterminated": ', response.headers))
             elif fault.kind == "drop":

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from typing import Callable
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -34,13 +35,24 @@ class CurrentStderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text") -> Callable[[], None]:
+    """Send ``arb`` logs to stderr in ``fmt``; returns a function that puts the
+    previous set-up back (a command run in-process, by a test or an embedding
+    application, leaves the process's logging as it found it)."""
     handler = CurrentStderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger("arb")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
+
+    return restore

@@ -6,13 +6,14 @@ Secret values are never read into a message: only whether a variable is set.
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from arb.config import Config, LIVE_MODES
 from arb.guard import ESSENTIAL_RULES
-from arb.plugins import PluginRegistry, is_essential
+from arb.plugins import PluginError, PluginRegistry, is_essential
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -49,35 +50,69 @@ def preflight(config: Config, registry: PluginRegistry, mode: str | None = None,
     return items
 
 
+def unknown_guard_rules(config: Config, registry: PluginRegistry) -> list[str]:
+    """Rule names in the config's ``guards`` section that no plugin provides,
+    each with a suggestion when it looks like a typo."""
+    known = sorted(registry.guard_rules)
+    out = []
+    for name in sorted(set(config.guard_options) - set(known)):
+        hint = difflib.get_close_matches(name, known, n=1)
+        out.append(f"{name} (did you mean {hint[0]!r}?)" if hint else name)
+    return out
+
+
 def _plugins(config: Config, registry: PluginRegistry, mode: str) -> list[Item]:
     items = []
     for name in config.exchange_names:
         reg = registry.exchanges.get(name)
         if reg is None:
-            items.append(Item(f"exchange plugin {name}", FAIL, "not installed (see `arb plugins`)"))
+            installed = ", ".join(sorted(registry.exchanges)) or "none"
+            items.append(Item(f"exchange plugin {name}", FAIL, f"no exchange plugin named {name!r} is installed "
+                                                               f"(installed: {installed}; see `arb plugins`)"))
         elif mode in LIVE_MODES and reg.spec.create_client is None:
             items.append(Item(f"exchange plugin {name}", FAIL,
                               f"{reg.plugin.distribution} {reg.plugin.version} has no live client"))
         else:
             items.append(Item(f"exchange plugin {name}", PASS, f"{reg.plugin.distribution} {reg.plugin.version}"))
     if mode == "paper":
-        ok = config.market_source in registry.market_sources
-        items.append(Item(f"market source {config.market_source}", PASS if ok else FAIL,
-                          "installed" if ok else "not installed (see `arb plugins`)"))
+        items.append(_market_source(config, registry))
     missing = [n for n in ESSENTIAL_RULES if n not in registry.guard_rules
                or not is_essential(registry.guard_rules[n])]
     disabled = [n for n in ESSENTIAL_RULES if config.guard_options.get(n, {}).get("enabled") is False]
-    unknown = sorted(set(config.guard_options) - set(registry.guard_rules))
+    unknown = unknown_guard_rules(config, registry)
     problems = ([f"missing: {', '.join(missing)}"] if missing else []) + \
                ([f"disabled in config: {', '.join(disabled)}"] if disabled else []) + \
-               ([f"options for uninstalled rule(s): {', '.join(unknown)}"] if unknown else [])
+               ([f"options for uninstalled rule(s): {'; '.join(unknown)}"] if unknown else [])
     needed = mode == "live_trading"
     status = FAIL if problems and (needed or unknown) else PASS
     detail = "; ".join(problems) if problems else f"all {len(ESSENTIAL_RULES)} built-in rules present"
-    if problems and not needed and not unknown:
+    if (missing or disabled) and needed:
+        detail += " (the built-in guard rules are mandatory in live_trading)"
+    elif problems and not needed and not unknown:
         detail += " (allowed outside live_trading)"
     items.append(Item("guard rules", status, detail))
     return items
+
+
+def _market_source(config: Config, registry: PluginRegistry) -> Item:
+    """Build the paper session without running it: the market source checks
+    its options (a replay file that is not there, say) exactly as ``arb run`` would."""
+    name = f"market source {config.market_source}"
+    try:
+        registry.market_source(config.market_source)
+    except PluginError as exc:
+        return Item(name, FAIL, f"{exc} (see `arb plugins`)")
+    if any(n not in registry.exchanges for n in config.exchange_names):
+        return Item(name, SKIP, "needs the exchange plugins above")
+    from arb.session import SessionError, build_session
+    try:
+        session = build_session(replace(config, paper_run_guards=False), registry, "paper")
+    except SessionError as exc:
+        return Item(name, FAIL, str(exc))
+    except Exception as exc:  # a third-party source that raises something else still fails here, not at run
+        return Item(name, FAIL, f"cannot be built from its options: {type(exc).__name__}: {exc}")
+    session.source.close()
+    return Item(name, PASS, "installed; options accepted")
 
 
 def configured_symbols(config: Config, registry: PluginRegistry) -> list[str]:
