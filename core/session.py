@@ -79,7 +79,8 @@ class Session:
         stop = self.request.stop
         reason = "market data ended"
         log.info("session %s started: mode=%s pairs=%s source=%s", self.session_id, self.mode,
-                 ",".join(self.config.assets), self.config.market_source)
+                 ",".join(self.config.assets),
+                 self.config.market_source if self.mode == "paper" else "exchange streams")
         self.events.publish("session_started", 0.0, session_id=self.session_id, mode=self.mode)
         try:
             for book in self.source.events():
@@ -94,6 +95,11 @@ class Session:
                 if deadline is not None and time.monotonic() >= deadline:
                     reason = "max_runtime"
                     break
+            else:
+                # A source that ends because we asked it to stop was interrupted,
+                # not exhausted.
+                if stop.is_set():
+                    reason = "interrupted"
         finally:
             stop.set()
             self.source.close()
