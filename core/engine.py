@@ -124,6 +124,13 @@ class Engine:
         orders = self.pipeline.execute(plan, self.now_ms)
         if self.pipeline.stop_reason and self.halted is None:
             self.halted = self.pipeline.stop_reason
+        if orders is not None:
+            # An exchange that banned us (HTTP 418) takes no more orders:
+            # open nothing new until a person has looked.
+            banned = getattr(self.pipeline.gateway, "halted", None)
+            if banned and not self.entries_halted:
+                self.entries_halted = banned
+                self.events.publish("exchange_banned", self.now_ms, detail=banned)
         return orders
 
     def _open(self, plan: Plan) -> None:

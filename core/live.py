@@ -13,13 +13,14 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Mapping, Sequence
 
 from arb.book import OrderBook
 from arb.errors import Banned, ExchangeError, OutcomeUnknown
 from arb.exchange import BookStream, ExchangeClient
-from arb.models import Order, OrderIntent, OrderStatus
+from arb.models import MarketRules, Order, OrderIntent, OrderStatus
 
 log = logging.getLogger("arb.live")
 
@@ -96,12 +97,24 @@ class LiveMarketSource:
             stream.stop()
 
 
+def conform(intent: OrderIntent, rules: MarketRules) -> tuple[OrderIntent, str | None]:
+    """Snap an order to the exchange's tick and lot step (never to a bigger or
+    worse order) and say why it would be refused, before anything is sent."""
+    qty = rules.round_qty(intent.quantity)
+    price = rules.round_price(intent.limit_price, intent.side)
+    if qty != intent.quantity or price != intent.limit_price:
+        intent = replace(intent, quantity=qty, limit_price=price)
+    return intent, rules.violation(qty, price)
+
+
 class LiveGateway:
     """Sends approved legs to the exchanges and follows them to the end."""
 
-    def __init__(self, clients: Mapping[str, ExchangeClient], *, follow_timeout_s: float = 10.0,
-                 poll_interval_s: float = 0.05):
+    def __init__(self, clients: Mapping[str, ExchangeClient], *,
+                 rules: Mapping[tuple[str, str], MarketRules] | None = None,
+                 follow_timeout_s: float = 10.0, poll_interval_s: float = 0.05):
         self._clients = clients
+        self._rules = rules or {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arb-order")
         self._balances: dict[str, dict[str, float]] = {name: {} for name in clients}
         self._active: dict[str, Order] = {}
@@ -150,6 +163,12 @@ class LiveGateway:
         name = intent.exchange
         if name in self.banned:
             return self._refused(intent, f"not sent: {self.banned[name]}")
+        rules = self._rules.get((name, intent.symbol))
+        if rules is not None:
+            intent, problem = conform(intent, rules)
+            if problem:
+                log.warning("[ARB_ORDER] %s %s refused locally: %s", name, intent.client_order_id, problem)
+                return self._refused(intent, f"refused locally: {problem}")
         client = self._clients[name]
         self.orders_sent += 1
         try:

@@ -27,6 +27,7 @@ class PaperExchange:
         self.orders_sent = 0
         self.orders_filled = 0
         self.orders_rejected = 0
+        self.orders_cancelled = 0
 
     def free_balances(self, exchange: str) -> dict[str, float]:
         return self._balances.setdefault(exchange, {})
@@ -65,6 +66,8 @@ class PaperExchange:
         filled_all = intent.quantity - qty <= _DUST * max(1.0, intent.quantity)
         if filled_all:
             self.orders_filled += 1
+        else:
+            self.orders_cancelled += 1
         status = OrderStatus.FILLED if filled_all else OrderStatus.CANCELED
         return Order(intent, order_id, status, fills, "" if filled_all else "book could not fill it all")
 

@@ -159,7 +159,7 @@ def build_session(config: Config, registry: PluginRegistry, mode: str | None = N
     engine = Engine(pairs, fx, config.strategy, pricer, portfolio, events, config.reference_currency)
     request = SourceRequest(pairs, fx, config.market_options, stop)
     if mode in LIVE_MODES:
-        gateway = (LiveGateway if mode == "live_trading" else ReadOnlyGateway)(clients)
+        gateway = (LiveGateway if mode == "live_trading" else ReadOnlyGateway)(clients, rules=rules)
         try:
             gateway.refresh_balances()
         except ExchangeError as exc:

@@ -43,6 +43,7 @@ def session_summary(session: Session) -> dict[str, Any]:
         "evaluations_skipped": dict(sorted(engine.pricer.skips.items())),
         "orders": {"sent": getattr(gateway, "orders_sent", 0),
                    "filled": getattr(gateway, "orders_filled", 0),
+                   "cancelled": getattr(gateway, "orders_cancelled", 0),
                    "rejected": getattr(gateway, "orders_rejected", 0)},
         "last_premium_pct": {k: round(v, 4) for k, v in engine.premiums().items()},
         "guard": guard,

@@ -114,3 +114,23 @@ def test_gateway_follows_an_accepted_but_unmatched_upbit_order_until_done(upbit)
         gateway.close()
     assert order.status is OrderStatus.FILLED and order.filled_qty == pytest.approx(0.001)
     assert gateway.orders_filled == 1 and gateway.active_orders() == 0
+
+
+def test_gateway_snaps_to_the_lot_step_and_refuses_locally_below_the_minimum(upbit):
+    client = client_for(upbit)
+    rules = client.market_rules(["KRW-BTC"])
+    gateway = LiveGateway({"upbit": client}, rules={("upbit", "KRW-BTC"): rules["KRW-BTC"]})
+    book = client.order_book("KRW-BTC")
+    try:
+        # 0.00001 BTC at ~140M KRW is ~1,400 KRW, below Upbit's 5,000 KRW minimum.
+        [tiny] = gateway.submit([intent("upbit", "KRW-BTC", Side.SELL, 0.00001, book.best_bid, "arbe2etiny-1")], 0.0)
+        # A quantity off the 1e-8 step is floored before it is sent, never rounded up.
+        [snapped] = gateway.submit([intent("upbit", "KRW-BTC", Side.SELL, 0.001000009, book.best_bid,
+                                           "arbe2esnap-1")], 0.0)
+    finally:
+        gateway.close()
+    assert tiny.status is OrderStatus.REJECTED and "refused locally" in tiny.reason and "minimum" in tiny.reason
+    assert upbit.orders_with_identifier("arbe2etiny-1") == []
+    assert snapped.intent.quantity == pytest.approx(0.00100000)
+    [sent] = upbit.requests_to("POST", "/v1/orders")
+    assert sent.json()["volume"] == "0.00100000"
