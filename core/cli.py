@@ -284,14 +284,19 @@ def _handle_signals(stop_event) -> list[int]:
 def validate_config(
     config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
     mode: Annotated[Optional[Mode], typer.Option(help="Check for this mode instead of the config's.")] = None,
+    online: Annotated[bool, typer.Option("--online", help="Also ask each exchange: reachable, clock skew, "
+                                                          "keys accepted, key permissions.")] = False,
 ) -> None:
     """Pre-flight checklist: schema, plugins, live limits, keys. Non-zero exit on any failure."""
-    from arb.preflight import FAIL, PASS, preflight
+    from arb.preflight import FAIL, PASS, WARN, preflight
 
     cfg = _load(config, mode)
     registry = _registry()
     items = preflight(cfg, registry)
-    marks = {PASS: "[green]PASS[/]", FAIL: "[bold red]FAIL[/]"}
+    if online:
+        from arb.online import online_checks
+        items += online_checks(cfg, registry)
+    marks = {PASS: "[green]PASS[/]", FAIL: "[bold red]FAIL[/]", WARN: "[yellow]WARN[/]"}
     for item in items:
         out.print(f"{marks.get(item.status, '[dim]SKIP[/]')}  {escape(item.name)}: {escape(item.detail)}",
                   highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ from arb.config import Config, LIVE_MODES
 from arb.guard import ESSENTIAL_RULES
 from arb.plugins import PluginError, PluginRegistry, is_essential
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"
 
 
 @dataclass(frozen=True)
