@@ -108,6 +108,7 @@ class Engine:
                 continue
             plan = self.pricer.exit_plan(pair, trade.id, trade.direction, trade.quantity, local, ref, fx)
             if plan is not None:
+                plan.data_ms = oldest
                 self._close(trade, plan)
                 if self.halted:
                     return
@@ -118,6 +119,7 @@ class Engine:
                                       gateway.free_balances(pair.local.exchange),
                                       gateway.free_balances(pair.reference.exchange))
         if plan is not None:
+            plan.data_ms = oldest
             self._open(plan)
 
     def _send(self, plan: Plan) -> list[Order] | None:

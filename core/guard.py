@@ -58,7 +58,8 @@ class OrderCheck:
     balance: float
     daily_pnl: float
     now_ms: float = 0.0
-    data_age_ms: float = 0.0
+    data_age_ms: float = 0.0       # age of the oldest book the order was priced on
+    premium_pct: float = 0.0       # the plan's gross premium, percent
 
     def describe(self) -> str:
         return (f"{self.exchange} {self.side.value} {self.quantity:g} {self.symbol} @ {self.price:g} "

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from arb.book import OrderBook
 from arb.errors import Banned, ExchangeError, OutcomeUnknown
@@ -122,6 +122,9 @@ class LiveGateway:
         self.follow_timeout_s = follow_timeout_s
         self.poll_interval_s = poll_interval_s
         self.banned: dict[str, str] = {}
+        #: Called with every state an order is seen in (sent, updated, final):
+        #: the journal listens here.  Runs on the order threads.
+        self.on_update: Callable[[Order], None] | None = None
         self.orders_sent = 0
         self.orders_filled = 0
         self.orders_cancelled = 0
@@ -184,6 +187,7 @@ class LiveGateway:
             return self._refused(intent, str(exc))
         with self._lock:
             self._active[intent.client_order_id] = order
+        self._updated(order)
         try:
             order = self._follow(client, order)
         finally:
@@ -222,13 +226,25 @@ class LiveGateway:
             except ExchangeError as exc:
                 log.warning("order lookup failed for %s: %s", intent.client_order_id, exc)
                 continue
-            if found is not None:
+            if found is not None and (found.status is not order.status or found.filled_qty != order.filled_qty):
+                order = found
+                self._updated(order)
+            elif found is not None:
                 order = found
         return order
 
+    def _updated(self, order: Order) -> None:
+        if self.on_update is not None:
+            try:
+                self.on_update(order)
+            except Exception:
+                log.exception("order update listener failed for %s", order.intent.client_order_id)
+
     def _refused(self, intent: OrderIntent, reason: str) -> Order:
         self.orders_rejected += 1
-        return Order(intent, "", OrderStatus.REJECTED, [], reason)
+        order = Order(intent, "", OrderStatus.REJECTED, [], reason)
+        self._updated(order)
+        return order
 
     def cancel_open_orders(self) -> int:
         """On shutdown: cancel whatever of ours is still open on the exchanges."""

@@ -134,12 +134,22 @@ class MarketRules:
         return None
 
 
+#: What ``OrderIntent.order_type`` may be.
+ORDER_TYPES = ("limit", "market")
+
+
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """An order we would like to send: a limit price that bounds slippage.
 
     ``client_order_id`` is generated before anything is sent, so an order
     whose acknowledgement was lost can be found again by it.
+
+    ``order_type`` is ``"limit"`` (immediate-or-cancel at ``limit_price``)
+    or ``"market"``.  A market order still carries a ``limit_price``: the
+    worst price expected, used to size and guard it (notional checks, and on
+    Upbit the KRW a market buy may spend), never sent as a price bound.
+    ``quantity`` is always in the base asset.
     """
 
     exchange: str
@@ -149,6 +159,11 @@ class OrderIntent:
     limit_price: float
     expected_price: float
     client_order_id: str
+    order_type: str = "limit"
+
+    def __post_init__(self) -> None:
+        if self.order_type not in ORDER_TYPES:
+            raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {self.order_type!r}")
 
 
 class OrderStatus(str, Enum):

@@ -56,7 +56,7 @@ class OrderPipeline:
         """Send ``plan``'s legs if allowed; None when nothing was sent."""
         legs = plan.legs
         if self.chain is not None:
-            checks = [self._check(leg, plan.fx_rate, now_ms) for leg in legs]
+            checks = [self._check(leg, plan, now_ms) for leg in legs]
             result = self.chain.check_plan(checks)
             if not result.allowed:
                 veto = result.veto
@@ -67,6 +67,7 @@ class OrderPipeline:
                     self.stop_reason = f"session stopped by guard {veto.rule}: {veto.reason}"
                     self.events.publish("session_stop", now_ms, rule=veto.rule, reason=veto.reason)
                 return None
+            self.events.publish("plan_allowed", now_ms, plan=plan, result=result)
         if self.dry_run_scale is not None and plan.kind == "open":
             legs, problem = scale_legs(legs, self.dry_run_scale,
                                        [self.rules[(leg.exchange, leg.symbol)] for leg in legs])
@@ -83,12 +84,18 @@ class OrderPipeline:
                                                         for l in legs))
             self.events.publish("shadow_trade", now_ms, plan=plan)
             return None
-        return self.gateway.submit(legs, now_ms)
+        # Subscribers that must not lose an order (the journal) record the
+        # intents before anything leaves, so a crash mid-send leaves a trace.
+        self.events.publish("orders_submitting", now_ms, plan=plan, legs=legs)
+        orders = self.gateway.submit(legs, now_ms)
+        self.events.publish("orders_done", now_ms, plan=plan, orders=orders)
+        return orders
 
-    def _check(self, leg: OrderIntent, fx: float, now_ms: float) -> OrderCheck:
+    def _check(self, leg: OrderIntent, plan: Plan, now_ms: float) -> OrderCheck:
         rules = self.rules[(leg.exchange, leg.symbol)]
         notional = leg.quantity * leg.limit_price
         if rules.quote == self.local_quote:
-            notional /= fx
+            notional /= plan.fx_rate
         return OrderCheck(leg.exchange, leg.symbol, leg.side, leg.quantity, leg.limit_price, notional,
-                          self.equity(leg.exchange), self.daily_pnl(), now_ms)
+                          self.equity(leg.exchange), self.daily_pnl(), now_ms,
+                          now_ms - plan.data_ms if plan.data_ms else 0.0, plan.premium_pct)

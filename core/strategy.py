@@ -44,6 +44,7 @@ class Plan:
     net_premium_pct: float         # after both taker fees
     fx_rate: float
     trade_id: int = 0              # the open trade a close plan unwinds
+    data_ms: float = 0.0           # receipt time of the oldest book it was priced on
 
 
 class Pair:

@@ -246,7 +246,9 @@ def test_scaled_below_minimum_is_skipped_with_a_reason():
     assert "0.001 becomes 1e-05 BTC" in reason
     assert "order value 1442 KRW below upbit minimum 5000 KRW" in reason
     assert "not sent" in reason
-    assert [e.kind for e in seen] == ["plan_skipped"]
+    # The guards approved it (that decision is published for the record);
+    # scaling then stopped it before anything was submitted.
+    assert [e.kind for e in seen] == ["plan_allowed", "plan_skipped"]
 
 
 def test_scaled_below_the_other_legs_minimum_is_skipped_too():

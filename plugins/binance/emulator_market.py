@@ -1,9 +1,13 @@
-"""The emulated Binance spot market: books, balances and LIMIT matching.
+"""The emulated Binance spot market: books, balances, LIMIT and MARKET matching.
 
 Decimal throughout, as the exchange works on exact decimals: a test that
 checks balances to the last satoshi must not trip over float noise.  Errors
 are raised as :class:`ApiError` carrying Binance's HTTP status, code and
 message, so the HTTP layer only has to write them out.
+
+A MARKET order takes ``quantity`` (base) or ``quoteOrderQty`` (quote to
+spend or receive), never both, and no ``price`` or ``timeInForce`` (-1106).
+It walks the book from the best level; what the book cannot fill expires.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class EmulatedOrder:
     status: str = "NEW"
     update_ms: int = 0
     fills: list[dict[str, Any]] = field(default_factory=list)
+    type: str = "LIMIT"
+    quote_order_qty: Decimal = D(0)
 
     @property
     def is_open(self) -> bool:
@@ -95,10 +101,10 @@ class EmulatedOrder:
             "symbol": self.info.symbol, "orderId": self.order_id, "orderListId": -1,
             "clientOrderId": self.client_id, "price": fmt(self.price), "origQty": fmt(self.qty),
             "executedQty": fmt(self.executed), "cummulativeQuoteQty": fmt(self.quote),
-            "status": self.status, "timeInForce": self.tif, "type": "LIMIT", "side": self.side,
+            "status": self.status, "timeInForce": self.tif, "type": self.type, "side": self.side,
             "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": self.time_ms,
             "updateTime": self.update_ms or self.time_ms, "isWorking": True, "workingTime": self.time_ms,
-            "origQuoteOrderQty": "0.00000000", "selfTradePreventionMode": "EXPIRE_MAKER",
+            "origQuoteOrderQty": fmt(self.quote_order_qty), "selfTradePreventionMode": "EXPIRE_MAKER",
         }
 
 
@@ -113,6 +119,30 @@ def _decimal(params: Mapping[str, str], name: str) -> Decimal:
     if value.as_tuple().exponent < -8:
         raise ApiError(400, -1111, f"Parameter '{name}' has too much precision.")
     return value
+
+
+def _walk(levels: list[list[Decimal]], step: Decimal, qty: Decimal | None,
+          quote_qty: Decimal | None) -> tuple[list[tuple[Decimal, Decimal]], bool]:
+    """The fills a MARKET order would get from ``levels`` (best first), and
+    whether the book ran out before the order was done.
+
+    With ``quote_qty`` each level takes the whole lot steps the quote left
+    still pays for; what is left below one step stays unspent.
+    """
+    plan: list[tuple[Decimal, Decimal]] = []
+    left = qty if qty is not None else quote_qty
+    for price, available in levels:
+        if qty is not None:
+            take = min(available, left)
+        else:
+            take = min(available, (left / price / step).to_integral_value(rounding=ROUND_DOWN) * step)
+        if take <= 0:
+            return plan, False
+        plan.append((price, take))
+        left -= take if qty is not None else take * price
+        if qty is not None and left == 0:
+            return plan, False
+    return plan, True
 
 
 class EmulatedMarket:
@@ -169,8 +199,11 @@ class EmulatedMarket:
         if side not in ("BUY", "SELL"):
             raise _missing("side") if not side else \
                 ApiError(400, -1100, "Illegal characters found in parameter 'side'.")
-        if (params.get("type") or "") != "LIMIT":
-            raise ApiError(400, -1116, "Invalid orderType.")  # only LIMIT is emulated
+        kind = params.get("type") or ""
+        if kind == "MARKET":
+            return self._new_market_order(info, side, params, now_ms)
+        if kind != "LIMIT":
+            raise ApiError(400, -1116, "Invalid orderType.")  # only LIMIT and MARKET are emulated
         tif = params.get("timeInForce")
         if not tif:
             raise _missing("timeInForce")
@@ -183,14 +216,63 @@ class EmulatedMarket:
             raise ApiError(400, -1013, "Filter failure: LOT_SIZE")
         if not info.min_notional <= qty * price <= info.max_notional:
             raise ApiError(400, -1013, "Filter failure: NOTIONAL")
-        client_id = params.get("newClientOrderId") or f"emu{secrets.token_hex(8)}"
-        if any(o.client_id == client_id and o.is_open for o in self.orders):
-            raise ApiError(400, -2010, "Duplicate order sent.")
+        client_id = self._client_id(params)
         pay_asset, pay_amount = (info.quote, qty * price) if side == "BUY" else (info.base, qty)
         if self.balance(pay_asset)[0] < pay_amount:
             raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
         order = EmulatedOrder(next(self._order_ids), client_id, info, side, tif, price, qty, now_ms)
         self._match(order)
+        self.orders.append(order)
+        return order
+
+    def _client_id(self, params: Mapping[str, str]) -> str:
+        client_id = params.get("newClientOrderId") or f"emu{secrets.token_hex(8)}"
+        if any(o.client_id == client_id and o.is_open for o in self.orders):
+            raise ApiError(400, -2010, "Duplicate order sent.")
+        return client_id
+
+    def _new_market_order(self, info: SymbolInfo, side: str, params: Mapping[str, str],
+                          now_ms: int) -> EmulatedOrder:
+        for name in ("timeInForce", "price"):
+            if params.get(name):
+                raise ApiError(400, -1106, f"Parameter '{name}' sent when not required.")
+        if params.get("quantity") and params.get("quoteOrderQty"):
+            raise ApiError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
+        if not params.get("quantity") and not params.get("quoteOrderQty"):
+            raise ApiError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
+        bids, asks = self.books[info.symbol]
+        levels = asks if side == "BUY" else bids
+        if params.get("quantity"):
+            qty, quote_qty = _decimal(params, "quantity"), None
+            if qty < info.step or qty > info.max_qty or qty % info.step:
+                raise ApiError(400, -1013, "Filter failure: LOT_SIZE")
+            # Binance values a MARKET order at its recent average price; the
+            # emulator has no trade history, so it uses the first level it hits.
+            if levels and qty * levels[0][0] < info.min_notional:
+                raise ApiError(400, -1013, "Filter failure: NOTIONAL")
+        else:
+            qty, quote_qty = None, _decimal(params, "quoteOrderQty")
+            if quote_qty < info.min_notional:
+                raise ApiError(400, -1013, "Filter failure: NOTIONAL")
+        client_id = self._client_id(params)
+        plan, book_short = _walk(levels, info.step, qty, quote_qty)
+        filled = sum((take for _, take in plan), D(0))
+        cost = sum((price * take for price, take in plan), D(0))
+        pay_asset, pay_amount = (info.quote, cost) if side == "BUY" else (info.base, filled)
+        if self.balance(pay_asset)[0] < pay_amount:
+            raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
+        # A quoteOrderQty order reports the quantity it came to as its origQty.
+        order = EmulatedOrder(next(self._order_ids), client_id, info, side, "GTC", D(0),
+                              filled if qty is None else qty, now_ms, type="MARKET",
+                              quote_order_qty=quote_qty or D(0))
+        for price, take in plan:   # the plan runs down the levels from the top
+            self._trade(order, price, take)
+            levels[0][1] -= take
+            if levels[0][1] == 0:
+                levels.pop(0)
+        if order.executed:
+            self.update_ids[info.symbol] += 1
+        order.status = "EXPIRED" if book_short or not order.executed else "FILLED"
         self.orders.append(order)
         return order
 

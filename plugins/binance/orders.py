@@ -26,6 +26,24 @@ log = logging.getLogger("arb.binance")
 ORDER_PATH = "/api/v3/order"
 
 
+def order_params(intent: OrderIntent, rules: MarketRules) -> list[tuple[str, str]]:
+    """The new-order parameters for ``intent``.
+
+    A MARKET order sends only its base ``quantity``, rounded down to the lot
+    step: Binance refuses ``price`` and ``timeInForce`` on it (-1106), and
+    it takes the book as it comes; ``intent.limit_price`` served only to
+    size and guard it before it got here.
+    """
+    side = "BUY" if intent.side is Side.BUY else "SELL"
+    if intent.order_type == "market":
+        terms = [("type", "MARKET"), ("quantity", rules.format_qty(rules.round_qty(intent.quantity)))]
+    else:
+        terms = [("type", "LIMIT"), ("timeInForce", "IOC"), ("quantity", rules.format_qty(intent.quantity)),
+                 ("price", rules.format_price(intent.limit_price))]
+    return [("symbol", intent.symbol), ("side", side), *terms,
+            ("newClientOrderId", intent.client_order_id), ("newOrderRespType", "FULL")]
+
+
 class OrderDesk:
     def __init__(self, transport: BinanceTransport, sleep: Callable[[float], None],
                  lookup_attempts: int = 4, lookup_backoff: Callable[[], Backoff] | None = None):
@@ -35,17 +53,9 @@ class OrderDesk:
         self._lookup_backoff = lookup_backoff or (lambda: Backoff(base_s=0.25, cap_s=2.0))
 
     def place(self, intent: OrderIntent, rules: MarketRules) -> Order:
-        """LIMIT IOC at ``intent.limit_price``, answered in full (with fills)."""
-        params = [
-            ("symbol", intent.symbol),
-            ("side", "BUY" if intent.side is Side.BUY else "SELL"),
-            ("type", "LIMIT"),
-            ("timeInForce", "IOC"),
-            ("quantity", rules.format_qty(intent.quantity)),
-            ("price", rules.format_price(intent.limit_price)),
-            ("newClientOrderId", intent.client_order_id),
-            ("newOrderRespType", "FULL"),
-        ]
+        """LIMIT IOC at ``intent.limit_price``, or MARKET for a market intent;
+        answered in full (with fills)."""
+        params = order_params(intent, rules)
         # Measure the clock first if not yet done: a failure there means the
         # order was never sent, which must not be mistaken for an unclear answer.
         self._transport.clock.now_ms()

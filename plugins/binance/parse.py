@@ -72,11 +72,19 @@ def _side(text: str) -> Side:
 
 def intent_of(data: Mapping[str, Any]) -> OrderIntent:
     """The intent an order answer describes, for orders we did not place in
-    this process (lookups, cancels, open orders)."""
-    price = float(data.get("price") or 0)
+    this process (lookups, cancels, open orders).
+
+    A MARKET order's ``price`` is zero; its intent carries the average fill
+    price instead (zero while nothing has filled)."""
     client_id = data.get("origClientOrderId") or data.get("clientOrderId", "")
-    return OrderIntent(EXCHANGE, data["symbol"], _side(data["side"]), float(data.get("origQty") or 0),
-                       price, price, client_id)
+    qty = float(data.get("origQty") or 0)
+    if data.get("type") == "MARKET":
+        executed = float(data.get("executedQty") or 0)
+        quote = float(data.get("cummulativeQuoteQty") or 0)
+        price = quote / executed if executed > 0 and quote > 0 else 0.0
+        return OrderIntent(EXCHANGE, data["symbol"], _side(data["side"]), qty, price, price, client_id, "market")
+    price = float(data.get("price") or 0)
+    return OrderIntent(EXCHANGE, data["symbol"], _side(data["side"]), qty, price, price, client_id)
 
 
 def fee_in_quote(commission: float, asset: str, price: float, qty: float, rules: MarketRules) -> float:
@@ -106,7 +114,10 @@ def order(data: Mapping[str, Any], rules: MarketRules, intent: OrderIntent | Non
     else:
         fills = []
     reason = ""
-    if raw_status in ("EXPIRED", "EXPIRED_IN_MATCH"):
+    if raw_status == "EXPIRED" and data.get("type") == "MARKET":
+        # A MARKET order has no price to miss: it expires only when the book runs out.
+        reason = "market order ran out of liquidity" if executed > 0 else "expired unfilled: the book was empty"
+    elif raw_status in ("EXPIRED", "EXPIRED_IN_MATCH"):
         reason = ("IOC remainder expired" if executed > 0
                   else "expired unfilled: nothing at the limit price")
     elif raw_status == "REJECTED":

@@ -2,9 +2,15 @@
 
 Pure state, no HTTP: :mod:`arb_upbit.emulator` calls it under its lock.
 Amounts are Decimals as on the exchange, rendered as decimal strings the way
-the Exchange API does.  Limit orders match against the visible book and take
+the Exchange API does.  Orders match against the visible book and take
 liquidity out of it; fees (0.05 %) are charged in KRW: bids reserve
 ``price × volume × (1 + fee)`` up front, asks pay out of the proceeds.
+
+Besides ``limit`` orders, Upbit's two market types: ``price`` (a bid naming
+the KRW to spend in ``price``, no volume) and ``market`` (an ask naming its
+``volume``, no price).  A market bid buys level by level with volumes cut to
+eight decimals and refunds what it could not spend, ending ``cancel`` unless
+the sum was spent exactly (then ``done``), as Upbit's FAQ describes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Iterable
 
 from arb_upbit.rules import KRW_TICK_TABLE, MAX_ORDER_KRW, MIN_ORDER_KRW, TAKER_FEE
@@ -21,6 +27,9 @@ from arb_upbit.rules import KRW_TICK_TABLE, MAX_ORDER_KRW, MIN_ORDER_KRW, TAKER_
 D = Decimal
 KST = timezone(timedelta(hours=9))
 ZERO = D(0)
+VOLUME_PLACES = D("1e-8")
+#: Upbit refuses a market order larger than what this many book levels hold.
+MARKET_DEPTH_LEVELS = 30
 
 
 class EmuError(Exception):
@@ -72,8 +81,8 @@ class EmuOrder:
     identifier: str | None
     market: str
     side: str
-    price: Decimal
-    volume: Decimal
+    price: Decimal | None    # unit price; a market bid's KRW to spend; None for a market ask
+    volume: Decimal | None   # None for a market bid
     time_in_force: str | None
     created_at: str
     reserved_fee: Decimal
@@ -83,17 +92,37 @@ class EmuOrder:
     paid_fee: Decimal = ZERO
     trades: list[dict[str, Any]] = field(default_factory=list)
     held_queries: int = 0   # > 0: stays ``wait`` unmatched for this many more lookups
+    ord_type: str = "limit"
+
+    @property
+    def funds(self) -> Decimal:
+        """KRW traded so far."""
+        return sum((dec(t["funds"]) for t in self.trades), ZERO)
+
+    def crosses(self, price: Decimal) -> bool:
+        """Whether a book level at ``price`` is good enough (a market ask takes any bid)."""
+        if self.ord_type != "limit":
+            return True
+        return price <= self.price if self.side == "bid" else price >= self.price
 
     def to_json(self, *, with_trades: bool = False, fee_rate: Decimal = ZERO) -> dict[str, Any]:
-        remaining = self.volume - self.executed
+        remaining = None if self.volume is None else self.volume - self.executed
+        if self.side != "bid":
+            remaining_fee = ZERO
+        elif remaining is None:   # a market bid: the fee on what it has not spent yet
+            remaining_fee = (self.price - self.funds) * fee_rate
+        else:
+            remaining_fee = self.price * remaining * fee_rate
         data: dict[str, Any] = {
-            "uuid": self.uuid, "side": self.side, "ord_type": "limit", "price": text(self.price),
+            "uuid": self.uuid, "side": self.side, "ord_type": self.ord_type,
+            "price": None if self.price is None else text(self.price),
             "state": self.state, "market": self.market, "created_at": self.created_at,
-            "volume": text(self.volume), "remaining_volume": text(remaining),
+            "volume": None if self.volume is None else text(self.volume),
+            "remaining_volume": None if remaining is None else text(remaining),
             "executed_volume": text(self.executed), "reserved_fee": text(self.reserved_fee),
-            "remaining_fee": text(self.price * remaining * fee_rate if self.side == "bid" else ZERO),
+            "remaining_fee": text(remaining_fee),
             "paid_fee": text(self.paid_fee), "locked": text(self.locked),
-            "executed_funds": text(sum((dec(t["funds"]) for t in self.trades), ZERO)),
+            "executed_funds": text(self.funds),
             "prevented_volume": "0", "prevented_locked": "0", "trades_count": len(self.trades),
         }
         if self.time_in_force:
@@ -191,20 +220,16 @@ class UpbitMarket:
             raise EmuError(404, "notfoundmarket", "market not found")
         if market in self.offline:
             raise EmuError(403, "market_offline", "market is offline")
-        if side not in ("bid", "ask") or body.get("ord_type") != "limit":
-            raise EmuError(400, "validation_error", "emulator supports limit bid/ask orders only")
+        ord_type = body.get("ord_type")
+        if side not in ("bid", "ask") or ord_type not in ("limit", "price", "market"):
+            raise EmuError(400, "validation_error", "emulator supports limit, price and market orders only")
         tif = body.get("time_in_force")
         if tif not in (None, "ioc", "fok"):
             raise EmuError(400, "invalid_time_in_force", "time_in_force must be ioc or fok")
-        try:
-            price, volume = dec(body["price"]), dec(body["volume"])
-        except (KeyError, ArithmeticError, ValueError):
-            raise EmuError(400, f"create_{side}_error", "price and volume are required decimals") from None
-        if price <= 0 or volume <= 0 or volume != volume.quantize(D("1e-8")):
-            raise EmuError(400, f"create_{side}_error", "bad price or volume")
-        if price % self.tick(market, price):
-            raise EmuError(400, f"invalid_price_{side}", "price is not on the tick")
-        total = price * volume
+        if ord_type == "limit":
+            price, volume, total = self._limit_terms(body, market, side)
+        else:
+            price, volume, total = self._market_terms(body, market, side, ord_type)
         if total < self.min_total:
             raise EmuError(400, f"under_min_total_{side}", f"minimum order is {text(self.min_total)} KRW")
         if total > self.max_total:
@@ -218,7 +243,7 @@ class UpbitMarket:
         wallet.balance -= need
         wallet.locked += need
         order = EmuOrder(str(uuidlib.uuid4()), identifier, market, side, price, volume, tif,
-                         datetime.now(KST).isoformat(timespec="seconds"), reserved_fee, need)
+                         datetime.now(KST).isoformat(timespec="seconds"), reserved_fee, need, ord_type=ord_type)
         self.orders[order.uuid] = order
         if identifier is not None:
             self.by_identifier[identifier] = order.uuid
@@ -228,6 +253,57 @@ class UpbitMarket:
             self.match(order)
         return order
 
+    def _limit_terms(self, body: dict[str, Any], market: str, side: str) -> tuple[Decimal, Decimal, Decimal]:
+        try:
+            price, volume = dec(body["price"]), dec(body["volume"])
+        except (KeyError, ArithmeticError, ValueError):
+            raise EmuError(400, f"create_{side}_error", "price and volume are required decimals") from None
+        if price <= 0 or volume <= 0 or volume != volume.quantize(VOLUME_PLACES):
+            raise EmuError(400, f"create_{side}_error", "bad price or volume")
+        if price % self.tick(market, price):
+            raise EmuError(400, f"invalid_price_{side}", "price is not on the tick")
+        return price, volume, price * volume
+
+    def _market_terms(self, body: dict[str, Any], market: str, side: str,
+                      ord_type: str) -> tuple[Decimal | None, Decimal | None, Decimal]:
+        """A market bid (``price``) names only the KRW to spend, a market ask (``market``) only its volume."""
+        error = f"create_{side}_error"
+        wanted = "bid" if ord_type == "price" else "ask"
+        if side != wanted:
+            raise EmuError(400, error, f"ord_type {ord_type} is for {wanted} orders only")
+        if body.get("time_in_force") is not None:
+            # Upbit lists no time_in_force for market orders (the error name is our guess).
+            raise EmuError(400, "invalid_time_in_force", "market orders take no time_in_force")
+        book = self.books[market]
+        if ord_type == "price":
+            if body.get("volume") is not None:
+                raise EmuError(400, error, "a market bid takes price (the KRW to spend) and no volume")
+            spend = self._positive(body.get("price"), error, "price")
+            depth = sum((p * q for p, q in book.asks[:MARKET_DEPTH_LEVELS]), ZERO)
+            if spend > depth:
+                # Refused up front, as Upbit does since 2025-05-07 (the error name is our guess).
+                raise EmuError(400, error, "the order exceeds what the top 30 asks hold")
+            return spend, None, spend
+        if body.get("price") is not None:
+            raise EmuError(400, error, "a market ask takes volume and no price")
+        volume = self._positive(body.get("volume"), error, "volume")
+        if volume != volume.quantize(VOLUME_PLACES):
+            raise EmuError(400, error, "volume has more than eight decimals")
+        if volume > sum((q for _, q in book.bids[:MARKET_DEPTH_LEVELS]), ZERO):
+            raise EmuError(400, error, "the order exceeds what the top 30 bids hold")
+        # Its value is judged at the best bid, the first price it would get.
+        return None, volume, volume * (book.bids[0][0] if book.bids else ZERO)
+
+    @staticmethod
+    def _positive(value: Any, error: str, name: str) -> Decimal:
+        try:
+            amount = dec(value)
+        except (ArithmeticError, ValueError, TypeError):
+            raise EmuError(400, error, f"{name} is a required decimal") from None
+        if not amount > 0:
+            raise EmuError(400, error, f"{name} must be positive")
+        return amount
+
     def find(self, uuid: str | None, identifier: str | None) -> EmuOrder:
         key = uuid or (self.by_identifier.get(identifier) if identifier else None)
         order = self.orders.get(key) if key else None
@@ -236,10 +312,13 @@ class UpbitMarket:
         return order
 
     def match(self, order: EmuOrder) -> None:
-        """Fill against the book; an IOC/FOK remainder is cancelled and unlocked."""
+        """Fill against the book; an IOC/FOK or market remainder is cancelled and unlocked."""
+        if order.ord_type == "price":
+            self._match_spend(order)
+            return
         book = self.books[order.market]
         levels = book.asks if order.side == "bid" else book.bids
-        crosses = (lambda p: p <= order.price) if order.side == "bid" else (lambda p: p >= order.price)
+        crosses = order.crosses
         fillable = sum((s for p, s in levels if crosses(p)), ZERO)
         if order.time_in_force == "fok" and fillable < order.volume:
             levels = []
@@ -260,8 +339,29 @@ class UpbitMarket:
             self.touch(order.market)
         if remaining <= 0:
             self._finish(order, "done", quote, base)
-        elif order.time_in_force in ("ioc", "fok"):
+        elif order.time_in_force in ("ioc", "fok") or order.ord_type == "market":
             self._finish(order, "cancel", quote, base)
+
+    def _match_spend(self, order: EmuOrder) -> None:
+        """A market bid: buy up the asks with its KRW, each volume cut to eight decimals."""
+        book = self.books[order.market]
+        quote, base = order.market.split("-", 1)
+        left = order.price - order.funds
+        touched = False
+        for level in list(book.asks):
+            volume = min(level[1], (left / level[0]).quantize(VOLUME_PLACES, rounding=ROUND_DOWN))
+            if volume <= 0:
+                break
+            self._fill(order, level[0], volume, quote, base)
+            left -= level[0] * volume
+            level[1] -= volume
+            touched = True
+            if level[1] <= 0:
+                book.asks.remove(level)
+        if touched:
+            self.touch(order.market)
+        # What could not be spent (less than 1e-8 of a coin, usually) is refunded.
+        self._finish(order, "done" if left == 0 else "cancel", quote, base)
 
     def _fill(self, order: EmuOrder, price: Decimal, volume: Decimal, quote: str, base: str) -> None:
         funds = price * volume

@@ -5,13 +5,17 @@ dropped connection, 5xx, unreadable body) the order may exist, so we look it
 up by its ``identifier`` a few times with backoff; if none of the lookups
 finds it, the outcome stays unknown and we say so (OutcomeUnknown) rather
 than send it again.  Upbit acknowledges an order before matching it, so an
-accepted IOC order is followed until its state is final, within a bound.
+accepted IOC or market order is followed until its state is final, within a
+bound.  Limit orders go out as IOC; market orders as Upbit's ``price`` (buy
+by KRW spend) and ``market`` (sell by volume) types, see
+:func:`market_order_body`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Callable, Sequence
 
 from arb.backoff import Backoff
@@ -42,6 +46,35 @@ def _key(order: Order) -> dict[str, str]:
     return {"uuid": order.exchange_order_id}
 
 
+def market_buy_spend(volume: str, worst_price: float) -> str:
+    """The whole KRW a market buy of ``volume`` may spend at ``worst_price``, rounded down.
+
+    Computed on the decimal strings, so ``0.07 × 140001000`` is exactly
+    9800070, not a float a hair below it that would floor to 9800069.
+    """
+    spend = Decimal(volume) * Decimal(repr(float(worst_price)))
+    return str(spend.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def market_order_body(intent: OrderIntent, volume: str) -> dict[str, str]:
+    """Upbit market orders: a buy names the KRW to spend, a sell the volume.
+
+    A market buy (``ord_type`` ``price``) sends ``quantity × limit_price``
+    rounded down to a whole KRW and no volume: Upbit buys whatever that sum
+    gets at the asks, so the volume filled may differ slightly from
+    ``intent.quantity`` (more when the asks are below ``limit_price``, a
+    little less from the rounding, and Upbit truncates each fill's volume to
+    eight decimals, refunding the KRW it could not spend).  A market sell
+    (``ord_type`` ``market``) sends the volume and no price.  Neither takes
+    a ``time_in_force``: both fill at once and cancel what is left.
+    """
+    if intent.side is Side.BUY:
+        terms = {"price": market_buy_spend(volume, intent.limit_price), "ord_type": "price"}
+    else:
+        terms = {"volume": volume, "ord_type": "market"}
+    return {"market": intent.symbol, "side": _SIDE[intent.side], **terms, "identifier": intent.client_order_id}
+
+
 class OrderDesk:
     def __init__(self, transport: UpbitTransport, rules_for: Callable[[str], MarketRules], *,
                  settle_s: float = 2.0, lookup_attempts: int = 4, lookup_backoff: Backoff | None = None,
@@ -58,8 +91,10 @@ class OrderDesk:
     def order_body(self, intent: OrderIntent) -> dict[str, str]:
         rules = self.rules_for(intent.symbol)
         # Snap to tick and lot step, never to a worse price or a larger size.
-        price = rules.round_price(intent.limit_price, intent.side)
         qty = rules.round_qty(intent.quantity)
+        if intent.order_type == "market":
+            return market_order_body(intent, rules.format_qty(qty))
+        price = rules.round_price(intent.limit_price, intent.side)
         return {
             "market": intent.symbol,
             "side": _SIDE[intent.side],

@@ -97,10 +97,59 @@ def _fills(item: Mapping[str, Any]) -> list[Fill]:
     return [Fill(executed, price, paid_fee, ts_ms(item.get("created_at")))]
 
 
+#: Upbit's market order types: ``price`` buys for a KRW sum, ``market`` sells a volume.
+MARKET_ORD_TYPES = ("price", "market")
+
+
+def _executed_funds(item: Mapping[str, Any]) -> float | None:
+    """KRW traded so far, or None when the reply does not say."""
+    trades = item.get("trades")
+    if trades:
+        return sum(num(t.get("funds")) or num(t.get("price")) * num(t.get("volume")) for t in trades)
+    if item.get("executed_funds") is not None:
+        return num(item.get("executed_funds"))
+    return None
+
+
 def intent_from(item: Mapping[str, Any]) -> OrderIntent:
-    price = num(item.get("price"))
-    return OrderIntent(EXCHANGE, str(item.get("market")), _SIDES[str(item.get("side"))],
-                       num(item.get("volume")), price, price, str(item.get("identifier") or ""))
+    """The intent an order object describes, for orders we did not place in this process.
+
+    A market order names no unit price (and a market buy no volume either):
+    its rebuilt intent carries what was executed, at the average fill price
+    (zero while nothing has filled).
+    """
+    side = _SIDES[str(item.get("side"))]
+    identifier = str(item.get("identifier") or "")
+    if item.get("ord_type") not in MARKET_ORD_TYPES:
+        price = num(item.get("price"))
+        return OrderIntent(EXCHANGE, str(item.get("market")), side, num(item.get("volume")), price, price,
+                           identifier)
+    executed = num(item.get("executed_volume"))
+    quantity = num(item.get("volume")) if item.get("ord_type") == "market" else executed
+    funds = _executed_funds(item)
+    price = funds / executed if executed and funds else 0.0
+    return OrderIntent(EXCHANGE, str(item.get("market")), side, quantity, price, price, identifier, "market")
+
+
+def _unspent_below_a_tick(item: Mapping[str, Any], executed: float) -> float | None:
+    """A cancelled market buy's unspent KRW, if it is less than one price tick; else None.
+
+    Upbit truncates a market buy's volume to eight decimals and cancels the
+    order to refund the KRW it could not spend, so a market buy that bought
+    all it could usually ends ``cancel``, not ``done``.  Less than one tick
+    left (at the average fill price) means it did fill; more means it was
+    cut short (by self-trade prevention, or a cancel while it waited).
+    """
+    if item.get("ord_type") != "price" or executed <= 0:
+        return None
+    funds = _executed_funds(item)
+    if funds is None:
+        return None   # nothing says how much is left: do not claim a fill
+    unspent = max(0.0, num(item.get("price")) - funds)
+    market = str(item.get("market"))
+    # Upbit's published KRW bands: a market's own tick (KRW-USDT) is not in the reply.
+    tick = krw_market_rules(market).tick_for(funds / executed) if market.startswith("KRW-") else 0.0
+    return unspent if unspent < tick or unspent == 0 else None
 
 
 def parse_order(item: Mapping[str, Any], intent: OrderIntent | None = None) -> Order:
@@ -113,7 +162,12 @@ def parse_order(item: Mapping[str, Any], intent: OrderIntent | None = None) -> O
     status = _status(state, executed)
     reason = ""
     if state == "cancel":
-        reason = "cancelled after a partial fill" if executed > 0 else "cancelled without a fill"
+        unspent = _unspent_below_a_tick(item, executed)
+        if unspent is not None:
+            status = OrderStatus.FILLED
+            reason = f"market buy filled; Upbit refunded the {unspent:.8g} KRW it could not spend"
+        else:
+            reason = "cancelled after a partial fill" if executed > 0 else "cancelled without a fill"
     return Order(intent or intent_from(item), str(item.get("uuid")), status, fills, reason)
 
 
