@@ -27,4 +27,4 @@ def scale_legs(legs: Sequence[OrderIntent], scale: float,
             return tuple(legs), (f"after dry_run_scale {scale:g}, {leg.quantity:g} becomes {qty:g} "
                                  f"{leg_rules.base}: {problem}; not sent")
     return tuple(OrderIntent(leg.exchange, leg.symbol, leg.side, qty, leg.limit_price, leg.expected_price,
-                             leg.client_order_id) for leg in legs), None
+                             leg.client_order_id, leg.order_type) for leg in legs), None

@@ -29,7 +29,7 @@ DEFAULT_BALANCES = {"USDT": "10000", "BTC": "1", "ETH": "10", "XRP": "10000", "B
 
 def fmt(value: Decimal) -> str:
     """Binance writes decimals with 8 places: ``"0.01000000"``."""
-    return str(value.quantize(PLACES, rounding=ROUND_DOWN))
+    return format(value.quantize(PLACES, rounding=ROUND_DOWN), "f")   # str() would write zero as 0E-8
 
 
 class ApiError(Exception):
@@ -142,6 +142,8 @@ def _walk(levels: list[list[Decimal]], step: Decimal, qty: Decimal | None,
         left -= take if qty is not None else take * price
         if qty is not None and left == 0:
             return plan, False
+    if quote_qty is not None and plan and left < plan[-1][0] * step:
+        return plan, False   # the last level took all the quote could still buy
     return plan, True
 
 
@@ -258,7 +260,11 @@ class EmulatedMarket:
         plan, book_short = _walk(levels, info.step, qty, quote_qty)
         filled = sum((take for _, take in plan), D(0))
         cost = sum((price * take for price, take in plan), D(0))
-        pay_asset, pay_amount = (info.quote, cost) if side == "BUY" else (info.base, filled)
+        # What it names must be there; a BUY by quantity must pay what the book will charge.
+        if side == "BUY":
+            pay_asset, pay_amount = info.quote, cost if quote_qty is None else quote_qty
+        else:
+            pay_asset, pay_amount = info.base, filled if qty is None else qty
         if self.balance(pay_asset)[0] < pay_amount:
             raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
         # A quoteOrderQty order reports the quantity it came to as its origQty.
