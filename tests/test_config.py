@@ -166,7 +166,17 @@ def test_scenario_names_in_the_schema_match_the_simulator():
 
 def test_builtin_rule_names_in_the_schema_match_the_essential_rules():
     from arb.guard import ESSENTIAL_RULES
-    assert sorted(schema()["properties"]["guards"]["properties"]) == sorted(ESSENTIAL_RULES)
+    rules = schema()["properties"]["guards"]["properties"]
+    no_options = [name for name, sub in rules.items() if sub == {"$ref": "#/$defs/builtin_rule"}]
+    assert sorted(no_options) == sorted(ESSENTIAL_RULES)
+
+
+def test_optional_builtin_rules_in_the_schema_match_the_installed_ones():
+    from arb.plugins import CORE_DISTRIBUTION, load_registry
+    optional = sorted(name for name, reg in load_registry().guard_rules.items()
+                      if reg.spec.optional and reg.plugin.distribution == CORE_DISTRIBUTION)
+    rules = schema()["properties"]["guards"]["properties"]
+    assert sorted(name for name, sub in rules.items() if "$ref" not in sub) == optional
 
 
 def test_schema_ships_inside_the_package():

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "configs" / "live" / "arbitrage_live_paper_example.yaml"
 GUARD_RULES = {"enabled": 10, "allowed_symbols": 20, "min_account_balance": 30, "max_daily_loss": 40,
                "max_notional_per_trade": 50}
+OPTIONAL_GUARD_RULES = {"stale_data": 15, "premium_sanity": 25, "open_exposure": 55, "order_rate": 65}
 
 # Left out of the copy the wheel is built from: VCS data, local venvs and
 # build leftovers (setuptools writes build/ and *.egg-info into the tree it
@@ -143,4 +144,6 @@ def test_installed_arb_lists_the_five_guard_rules_from_the_arb_distribution(inst
         if len(cells) == 7 and cells[1] == "guard_rule":
             plugin, _, provides, order, mandatory, version, origin = cells
             rules[provides] = (int(order), mandatory, origin.split(" ", 1)[0])
-    assert rules == {name: (order, "yes", "arb") for name, order in GUARD_RULES.items()}, result.stdout
+    assert rules == {**{name: (order, "yes", "arb") for name, order in GUARD_RULES.items()},
+                     **{name: (order, "optional", "arb") for name, order in OPTIONAL_GUARD_RULES.items()}}, \
+        result.stdout

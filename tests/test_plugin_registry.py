@@ -218,41 +218,41 @@ def test_each_registry_is_fresh():
 
 
 def _registry_with_optional():
-    return load_registry(extra=[("my-plugin", RulePlugin(rule_spec("stale_data", 45, optional=True)))])
+    return load_registry(extra=[("my-plugin", RulePlugin(rule_spec("quiet_hours", 45, optional=True)))])
 
 
 @pytest.mark.parametrize("require_essential", [True, False])
 def test_optional_rule_stays_out_of_the_chain_unless_enabled(require_essential):
     registry = _registry_with_optional()
-    assert registry.guard_rules["stale_data"].spec.optional is True
+    assert registry.guard_rules["quiet_hours"].spec.optional is True
 
     default = build_guard_chain(registry, live_limits(), {}, require_essential=require_essential)
-    assert "stale_data" not in default.names
+    assert "quiet_hours" not in default.names
     assert default.names == list(SPEC_RULES)
 
-    switched_off = build_guard_chain(registry, live_limits(), {"stale_data": {"enabled": False}},
+    switched_off = build_guard_chain(registry, live_limits(), {"quiet_hours": {"enabled": False}},
                                      require_essential=require_essential)
-    assert "stale_data" not in switched_off.names
+    assert "quiet_hours" not in switched_off.names
 
-    options_only = build_guard_chain(registry, live_limits(), {"stale_data": {"max_age_ms": 500}},
+    options_only = build_guard_chain(registry, live_limits(), {"quiet_hours": {"from_hour": 22}},
                                      require_essential=require_essential)
-    assert "stale_data" not in options_only.names
+    assert "quiet_hours" not in options_only.names
 
-    switched_on = build_guard_chain(registry, live_limits(), {"stale_data": {"enabled": True}},
+    switched_on = build_guard_chain(registry, live_limits(), {"quiet_hours": {"enabled": True}},
                                     require_essential=require_essential)
     assert switched_on.names == ["enabled", "allowed_symbols", "min_account_balance", "max_daily_loss",
-                                 "stale_data", "max_notional_per_trade"]
+                                 "quiet_hours", "max_notional_per_trade"]
     result = switched_on.evaluate(order())
     assert result.allowed
-    assert "stale_data" in [d.rule for d in result.decisions]
+    assert "quiet_hours" in [d.rule for d in result.decisions]
 
 
 def test_optional_rule_receives_its_own_options_without_the_switch():
     registry = _registry_with_optional()
-    chain = build_guard_chain(registry, live_limits(), {"stale_data": {"enabled": True, "max_age_ms": 500}},
+    chain = build_guard_chain(registry, live_limits(), {"quiet_hours": {"enabled": True, "from_hour": 22}},
                               require_essential=True)
-    rule = next(r for r in chain.rules if r.name == "stale_data")
-    assert rule.options == {"max_age_ms": 500}
+    rule = next(r for r in chain.rules if r.name == "quiet_hours")
+    assert rule.options == {"from_hour": 22}
 
 
 def test_non_optional_third_party_rule_runs_by_default():

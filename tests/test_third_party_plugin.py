@@ -149,7 +149,7 @@ def test_arb_plugins_lists_the_installed_rule_with_order_version_and_origin(exam
     assert row["version"] == project["version"] == "1.0.0"
     assert row["origin"] == f"{project['name']} ({MODULE})"
     # The built-ins are still there, still from arb, and the table is in chain order.
-    guard_rows = [row for row in rows if row["kind"] == "guard_rule"]
+    guard_rows = [row for row in rows if row["kind"] == "guard_rule" and row["mandatory"] != "optional"]
     assert [(r["provides"], int(r["order"])) for r in guard_rows] == CHAIN_WITH_RULE
     for r in guard_rows:
         if r["provides"] != RULE:
@@ -161,7 +161,8 @@ def test_without_the_distribution_the_rule_is_not_listed(workdir):
     assert result.returncode == EXIT_OK, result.stderr
     rows = plugin_rows(result.stdout)
     assert RULE not in {row["provides"] for row in rows}
-    assert [(r["provides"], int(r["order"])) for r in rows if r["kind"] == "guard_rule"] == BUILTIN_CHAIN
+    assert [(r["provides"], int(r["order"])) for r in rows
+            if r["kind"] == "guard_rule" and r["mandatory"] != "optional"] == BUILTIN_CHAIN
 
 
 # --- arb check-order -------------------------------------------------------------------
