@@ -60,6 +60,7 @@ class OrderCheck:
     now_ms: float = 0.0
     data_age_ms: float = 0.0       # age of the oldest book the order was priced on
     premium_pct: float = 0.0       # the plan's gross premium, percent
+    open_notional: float = 0.0     # exposure already open on ``exchange`` (reference currency)
 
     def describe(self) -> str:
         return (f"{self.exchange} {self.side.value} {self.quantity:g} {self.symbol} @ {self.price:g} "

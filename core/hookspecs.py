@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from arb.specs import ExchangeSpec, GuardRuleSpec, MarketSourceSpec
+    from arb.specs import ExchangeSpec, GuardRuleSpec, MarketSourceSpec, NotifierSpec
 
 PROJECT = "arb"
 
@@ -70,4 +70,21 @@ def arb_register_market_sources(register: Callable[[MarketSourceSpec], None]) ->
 
     Called once when the plugin registry is built.  Returns nothing.  A
     ``ValueError`` from ``build`` is reported to the user as a config problem.
+    """
+
+
+@hookspec
+def arb_register_notifiers(register: Callable[[NotifierSpec], None]) -> None:
+    """Register notifiers: the channels alerts reach people through.
+
+    :param register: call it with one :class:`arb.specs.NotifierSpec` per
+        notifier.  A config's ``notifications.channels[].type`` names it; its
+        ``build(settings, secrets)`` factory gets the channel's options and the
+        values of the environment variables its ``*_env`` options name, and
+        returns an object with ``send(alert)`` (an :class:`arb.notify.Alert`).
+
+    Called once when the plugin registry is built.  Returns nothing.  A
+    ``ValueError`` from ``build`` is reported as a config problem.  ``send``
+    runs on the channel's own thread, never on the trading path; an exception
+    from it is logged (its message only) and that alert is dropped.
     """

@@ -14,7 +14,7 @@ import pluggy
 
 from arb import hookspecs
 from arb.guard import ESSENTIAL_RULES, GuardChain, GuardChainError, GuardLimits
-from arb.specs import ExchangeSpec, GuardRuleSpec, MarketSourceSpec, SpecError
+from arb.specs import ExchangeSpec, GuardRuleSpec, MarketSourceSpec, NotifierSpec, SpecError
 
 ENTRY_POINT_GROUP = "arb"
 CORE_DISTRIBUTION = "arb"
@@ -34,7 +34,7 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class Registration:
-    kind: str  # "exchange" | "guard_rule" | "market_source"
+    kind: str  # "exchange" | "guard_rule" | "market_source" | "notifier"
     name: str
     plugin: PluginInfo
     spec: Any
@@ -46,10 +46,11 @@ class PluginRegistry:
     exchanges: dict[str, Registration] = field(default_factory=dict)
     guard_rules: dict[str, Registration] = field(default_factory=dict)
     market_sources: dict[str, Registration] = field(default_factory=dict)
+    notifiers: dict[str, Registration] = field(default_factory=dict)
 
     def rows(self) -> list[Registration]:
         rules = sorted(self.guard_rules.values(), key=lambda r: (r.spec.order, r.name))
-        return [*self.exchanges.values(), *self.market_sources.values(), *rules]
+        return [*self.exchanges.values(), *self.market_sources.values(), *rules, *self.notifiers.values()]
 
     def exchange(self, name: str) -> ExchangeSpec:
         try:
@@ -93,6 +94,7 @@ def load_registry(*, entry_points: bool = True,
     _collect(pm.hook.arb_register_exchanges, "exchange", ExchangeSpec, registry.exchanges, by_name)
     _collect(pm.hook.arb_register_market_sources, "market_source", MarketSourceSpec,
              registry.market_sources, by_name)
+    _collect(pm.hook.arb_register_notifiers, "notifier", NotifierSpec, registry.notifiers, by_name)
     _collect(pm.hook.arb_register_guard_rules, "guard_rule", GuardRuleSpec, registry.guard_rules, by_name)
     _check_rule_orders(registry)
     return registry

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
 
 from arb.book import OrderBook
 from arb.guard import GuardLimits, GuardRule
 from arb.models import MarketRules
+
+if TYPE_CHECKING:
+    from arb.notify import Alert
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -111,3 +114,30 @@ class MarketSourceSpec:
 
     def __post_init__(self) -> None:
         check_name("market source", self.name)
+
+
+class Notifier(Protocol):
+    def send(self, alert: Alert) -> None:
+        """Deliver one alert, or raise (``arb.notify.NotifierError`` with a
+        message safe to log).  Runs on the channel's own thread."""
+
+
+@dataclass(frozen=True)
+class NotifierSpec:
+    """A notifier: a way to reach people (a chat, a webhook, a pager).
+
+    ``build(settings, secrets)`` receives one ``notifications.channels[]``
+    entry over ``default_settings`` (without ``type``, ``name`` and
+    ``min_severity``), and for every ``*_env`` option the value of the
+    variable it names, under the option's name without ``_env``:
+    ``token_env: TELEGRAM_BOT_TOKEN`` gives ``secrets["token"]``.
+    """
+
+    name: str
+    build: Callable[[Mapping[str, Any], Mapping[str, str]], Notifier]
+    description: str = ""
+    #: Defaults for the channel's options, typically the ``*_env`` names.
+    default_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("notifier", self.name)
