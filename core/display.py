@@ -48,7 +48,13 @@ def summary_renderable(summary: dict[str, Any]) -> Group:
     if summary["shadow_trades"]:
         rows.append(("shadow trades", str(summary["shadow_trades"])))
     if summary["exposure"]:
-        rows.append(("UNHEDGED EXPOSURE", summary["exposure"]))
+        held = "; ".join(f"{asset} " + ", ".join(f"{ex} {qty:+g}" for ex, qty in by_exchange.items())
+                         for asset, by_exchange in summary["exposure"].items())
+        rows.append(("UNHEDGED EXPOSURE", f"{held} ({summary['exposure_detail']})"))
+    elif summary.get("entries_halted"):
+        rows.append(("new trades halted", summary["entries_halted"]))
+    if summary.get("stuck_trades"):
+        rows.append(("trades not closed automatically", ", ".join(map(str, summary["stuck_trades"]))))
     if guard["active"]:
         blocked = ", ".join(f"{k}={v}" for k, v in guard["blocked_by_rule"].items()) or "none"
         rows.append(("guard", f"checks {guard['checks']}  allowed {guard['allowed']}  blocked {guard['blocked']} "

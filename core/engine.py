@@ -11,11 +11,12 @@ import time
 from typing import Sequence
 
 from arb.book import OrderBook
-from arb.config import StrategySettings
+from arb.config import LegRiskSettings, StrategySettings
 from arb.events import EventBus
-from arb.models import Order, OrderStatus
+from arb.legrisk import LegExposure, LegRiskPolicy
+from arb.models import Order, OrderStatus, Side
 from arb.pipeline import OrderPipeline
-from arb.portfolio import Portfolio, Trade
+from arb.portfolio import Portfolio, Trade, cashflow
 from arb.specs import Market, PairMarkets
 from arb.strategy import Pair, Plan, Pricer
 
@@ -26,7 +27,8 @@ Key = tuple[str, str]
 
 class Engine:
     def __init__(self, pairs: Sequence[PairMarkets], fx: Market, settings: StrategySettings,
-                 pricer: Pricer, portfolio: Portfolio, events: EventBus, reference_currency: str):
+                 pricer: Pricer, portfolio: Portfolio, events: EventBus, reference_currency: str,
+                 leg_risk: LegRiskSettings | None = None):
         self.books: dict[Key, OrderBook] = {}
         self.pairs = [Pair(p) for p in pairs]
         self.fx_key: Key = (fx.exchange, fx.symbol)
@@ -44,13 +46,25 @@ class Engine:
         self.local_quote = pairs[0].local.rules.quote if pairs else ""
         self.pipeline: OrderPipeline | None = None
         self.updates = 0
+        self.book_updates: dict[Key, int] = {}  # per market, for /metrics
         self.busy_ns = 0
         self.now_ms = 0.0
         self.halted: str | None = None          # session over: no order of any kind
-        self.entries_halted: str | None = None  # exposure open: no new trades
-        # Trades whose close went out one-legged: re-sending the close would
-        # repeat the leg that did fill, so they wait for a person.
+        self.entries_halted: str | None = None  # exposure open or exchange ban: no new trades
+        # Trades whose close went out one-legged and did not end closed:
+        # re-sending the close would repeat the leg that did fill, so they are
+        # never closed automatically again.
         self.stuck_trades: set[int] = set()
+        rules = {(m.exchange, m.symbol): m.rules for pair in self.pairs for m in (pair.local, pair.reference)}
+        self.leg_risk = LegRiskPolicy(leg_risk or LegRiskSettings(), rules, pricer.client_id)
+        #: Unhedged plans not yet flat, oldest first (given-up ones stay until the end).
+        self.exposures: list[LegExposure] = []
+        self._repairing: list[LegExposure] = []  # those the policy still acts on
+        self._banned: str | None = None
+        # Exposure or a ban blocks entries whatever else writes entries_halted
+        # (the session halts them too, and lifts only its own reason).
+        self._entries_blocked = False
+        self._halt_text: str | None = None
         self._by_asset = {pair.asset: pair for pair in self.pairs}
         self._unusable: dict[Key, str] = {}
         # Valuations are asked for per guarded leg; one update prices them once.
@@ -60,12 +74,14 @@ class Engine:
 
     def attach(self, pipeline: OrderPipeline) -> None:
         self.pipeline = pipeline
+        pipeline.open_notional = self.open_notional
 
     def on_book(self, book: OrderBook) -> None:
         started = time.perf_counter_ns()
         key = (book.exchange, book.symbol)
         self.books[key] = book
         self.updates += 1
+        self.book_updates[key] = self.book_updates.get(key, 0) + 1
         self.now_ms = book.received_ms
         # Judge each book once, when it arrives, rather than on every use.
         bids, asks = book.bids, book.asks
@@ -74,6 +90,8 @@ class Engine:
                 self._unusable.pop(key, None)
         else:
             self._unusable[key] = "crossed book" if bids and asks else "empty book"
+        if self._repairing and self.halted is None:
+            self._repair_on(key, book)
         pairs = self.index.get(key)
         if pairs and self.halted is None:
             for pair in pairs:
@@ -112,7 +130,7 @@ class Engine:
                 self._close(trade, plan)
                 if self.halted:
                     return
-        if len(open_here) >= self.max_open or self.entries_halted:
+        if len(open_here) >= self.max_open or self.entries_halted or self._entries_blocked:
             return
         gateway = self.pipeline.gateway
         plan = self.pricer.entry_plan(pair, local, ref, fx,
@@ -130,8 +148,9 @@ class Engine:
             # An exchange that banned us (HTTP 418) takes no more orders:
             # open nothing new until a person has looked.
             banned = getattr(self.pipeline.gateway, "halted", None)
-            if banned and not self.entries_halted:
-                self.entries_halted = banned
+            if banned and not self._banned:
+                self._banned = banned
+                self._update_entries_halted()
                 self.events.publish("exchange_banned", self.now_ms, detail=banned)
         return orders
 
@@ -143,7 +162,7 @@ class Engine:
             trade = self.portfolio.open(plan, orders, self.now_ms)
             self.events.publish("trade_opened", self.now_ms, trade=trade, plan=plan)
         else:
-            self._exposure(plan, orders)
+            self._unhedged(plan, orders)
 
     def _close(self, trade: Trade, plan: Plan) -> None:
         orders = self._send(plan)
@@ -154,16 +173,132 @@ class Engine:
             self.events.publish("trade_closed", self.now_ms, trade=trade, plan=plan, pnl=pnl)
         else:
             self.stuck_trades.add(trade.id)
-            self._exposure(plan, orders)
+            self._unhedged(plan, orders)
 
-    def _exposure(self, plan: Plan, orders: list[Order]) -> None:
-        # One leg done, the other not: the pair is no longer hedged.  Stop
-        # opening trades until a person (or the leg-risk policy) makes it flat.
-        detail = ", ".join(f"{o.intent.exchange} {o.intent.side.value} {o.filled_qty:g}/{o.intent.quantity:g} "
-                           f"{o.status.value}{' (' + o.reason + ')' if o.reason else ''}" for o in orders)
-        self.entries_halted = f"unhedged {plan.kind} of {plan.asset}: {detail}"
-        log.error("[ARB_EXPOSURE] %s; no new trades", self.entries_halted)
-        self.events.publish("leg_exposure", self.now_ms, plan=plan, orders=orders, detail=self.entries_halted)
+    # --- leg risk: off the hot path, only after a one-legged result ----------------------
+
+    def _unhedged(self, plan: Plan, orders: list[Order]) -> None:
+        exposure = self.leg_risk.assess(plan, orders)
+        self._valued_at = -1  # positions changed within this update
+        if self.leg_risk.is_flat(exposure) and not exposure.given_up:
+            # Both legs moved alike (both refused, or both part-filled the same).
+            self._settle(exposure, announce=False)
+            return
+        self.exposures.append(exposure)
+        self._update_entries_halted()
+        log.error("[ARB_EXPOSURE] %s; no new trades until flat (policy %s)", exposure.describe(),
+                  self.leg_risk.policy)
+        self.events.publish("leg_unhedged", self.now_ms, asset=plan.asset, plan=plan, orders=orders,
+                            exposure=self.exposure(), policy=self.leg_risk.policy, detail=exposure.describe())
+        if exposure.given_up:
+            self._give_up(exposure)
+            return
+        self._repairing.append(exposure)
+        self._repair(exposure, self._usable_book(self.leg_risk.repair_key(exposure)))
+
+    def _repair_on(self, key: Key, book: OrderBook) -> None:
+        """A fresh book of a market a repair waits for: try again on it."""
+        for exposure in list(self._repairing):
+            if self.leg_risk.repair_key(exposure) == key and book.received_ms > exposure.last_try_ms:
+                self._repair(exposure, None if key in self._unusable else book)
+                if self.halted is not None:
+                    return
+
+    def _repair(self, exposure: LegExposure, book: OrderBook | None) -> None:
+        plan = self.leg_risk.next_repair(exposure, book, self.fx_rate(), self.now_ms)
+        if plan is None:
+            if exposure.given_up:
+                self._give_up(exposure)
+            return
+        orders = self._send(plan)
+        blocked = "" if orders else (self.pipeline.last_block_reason or "not sent")
+        self.leg_risk.record(exposure, plan, orders[0] if orders else None, blocked)
+        self._valued_at = -1
+        self.events.publish("leg_repair", self.now_ms, asset=plan.asset, plan=plan, orders=orders or [],
+                            exposure=self.exposure(), detail=exposure.reason)
+        if self.leg_risk.is_flat(exposure):
+            self._repairing.remove(exposure)
+            self.exposures.remove(exposure)
+            self._settle(exposure, announce=True)
+        elif exposure.given_up:
+            self._give_up(exposure)
+        else:
+            log.warning("[ARB_EXPOSURE] %s", exposure.describe())
+
+    def _settle(self, exposure: LegExposure, announce: bool) -> None:
+        """Book a flat exposure: a smaller trade, a (partial) close, or a loss;
+        ``announce`` when it had halted entries."""
+        plan, orders, qty, now = exposure.plan, exposure.orders, exposure.hedged_qty, self.now_ms
+        if plan.kind == "open":
+            if qty > 0:
+                trade = self.portfolio.open(plan, orders, now, quantity=qty)
+                self.events.publish("trade_opened", now, trade=trade, plan=plan)
+            else:
+                self.portfolio.settle_flat(plan, orders, now)
+        else:
+            trade = self.portfolio.open_trades.get(plan.trade_id)
+            if trade is None:  # pragma: no cover - a close plan always names an open trade
+                self.portfolio.settle_flat(plan, orders, now)
+            elif qty >= trade.quantity * (1 - 1e-9):
+                pnl = self.portfolio.close(trade, plan, orders, now)
+                self.stuck_trades.discard(trade.id)
+                self.events.publish("trade_closed", now, trade=trade, plan=plan, pnl=pnl)
+            else:
+                if qty > 0:
+                    self.portfolio.close(trade, plan, orders, now, quantity=qty)
+                else:
+                    self.portfolio.settle_flat(plan, orders, now)
+                if exposure.repairs:
+                    # Closing again could fail the same way and pay for another
+                    # unwind each time: this one waits for a person.
+                    log.error("[ARB_EXPOSURE] trade %d is hedged again (%g %s open) after its close was "
+                              "unwound; it is not closed automatically", trade.id, trade.quantity, trade.asset)
+                else:
+                    self.stuck_trades.discard(trade.id)
+        self._update_entries_halted()
+        if announce:
+            detail = f"{plan.kind} of {plan.asset} is flat after {exposure.repairs} repair order(s)"
+            log.warning("[ARB_EXPOSURE] %s%s", detail, "" if self._entries_blocked else "; entries resume")
+            self.events.publish("exposure_flat", now, asset=plan.asset, plan=plan, orders=orders,
+                                exposure=self.exposure(), detail=detail)
+
+    def _give_up(self, exposure: LegExposure) -> None:
+        if exposure in self._repairing:
+            self._repairing.remove(exposure)
+        self._update_entries_halted()
+        log.error("[ARB_EXPOSURE] %s; the policy gives up: entries stay halted until a person makes it flat",
+                  exposure.describe())
+        self.events.publish("leg_exposure", self.now_ms, asset=exposure.asset, plan=exposure.plan,
+                            orders=exposure.orders, exposure=self.exposure(), detail=exposure.describe())
+
+    def _update_entries_halted(self) -> None:
+        reasons = [self._banned] if self._banned else []
+        reasons += [e.describe() for e in self.exposures]
+        text = "; ".join(reasons) or None
+        self._entries_blocked = text is not None
+        if self.entries_halted is None or self.entries_halted == self._halt_text:
+            self.entries_halted = text
+        # else the session halted entries for its own reason: that stays shown
+        # (and lifted by the session); _entries_blocked still holds ours.
+        self._halt_text = text
+
+    def _usable_book(self, key: Key) -> OrderBook | None:
+        book = self.books.get(key)
+        if book is None or key in self._unusable or self.now_ms - book.received_ms > self.max_age_ms:
+            return None
+        return book
+
+    def exposure(self) -> dict[str, dict[str, float]]:
+        """Open unhedged quantity per asset and exchange: + held, − owed."""
+        out: dict[str, dict[str, float]] = {}
+        for exposure in self.exposures:
+            for exchange, qty in exposure.position().items():
+                per_asset = out.setdefault(exposure.asset, {})
+                per_asset[exchange] = round(per_asset.get(exchange, 0.0) + qty, 12)
+        return out
+
+    def exposure_detail(self) -> str:
+        return "; ".join(e.describe() for e in self.exposures)
 
     # --- valuations the guards judge -------------------------------------------------
 
@@ -222,10 +357,10 @@ class Engine:
         return self._unrealized
 
     def _compute_unrealized(self) -> float:
-        if not self.portfolio.open_trades:
+        if not self.portfolio.open_trades and not self.exposures:
             return 0.0
         fx = self.fx_rate()
-        total = 0.0
+        total = self._exposure_value(fx) if self.exposures else 0.0
         for trade in self.portfolio.open_trades.values():
             pair = self._by_asset[trade.asset]
             local = self.books.get(pair.local_key)
@@ -236,6 +371,55 @@ class Engine:
             total += Portfolio.unrealized(trade, pair, local.best_bid, local.best_ask,
                                           ref.best_bid, ref.best_ask, fx)
         return total
+
+    def _exposure_value(self, fx: float) -> float:
+        """What the unhedged plans brought in so far plus what their positions
+        would fetch at the top of the books (bid if held, ask if owed)."""
+        if not fx:
+            return 0.0
+        total = 0.0
+        local_quote, quote_of = self.portfolio.local_quote, self.portfolio.quote_of
+        for exposure in self.exposures:
+            for order in exposure.orders:
+                intent = order.intent
+                total += cashflow(order, exposure.plan.fx_rate, local_quote, quote_of[(intent.exchange, intent.symbol)])
+            for leg, moved in zip(exposure.legs, exposure.filled):
+                key = (leg.exchange, leg.symbol)
+                book = self.books.get(key)
+                if not moved or book is None or key in self._unusable:
+                    continue
+                held = moved if leg.side is Side.BUY else -moved
+                price = book.bids[0][0] if held > 0 else book.asks[0][0]
+                total += held * (price / fx if quote_of[key] == local_quote else price)
+        return total
+
+    def open_notional(self, exchange: str) -> float:
+        """Reference-currency value open on ``exchange`` now, at book mids: the
+        leg there of every open trade, and every unhedged quantity there."""
+        if not (self.portfolio.open_trades or self.exposures):
+            return 0.0  # asked for every guarded leg: the usual answer comes first
+        fx = self.fx_rate()
+        if not fx:
+            return 0.0
+        total = 0.0
+        for trade in self.portfolio.open_trades.values():
+            pair = self._by_asset[trade.asset]
+            key = pair.local_key if pair.local.exchange == exchange else pair.reference_key
+            if key[0] == exchange:
+                total += trade.quantity * self._mid_in_reference(key, fx)
+        for exposure in self.exposures:
+            qty = exposure.position().get(exchange)
+            if qty:
+                pair = self._by_asset[exposure.asset]
+                key = pair.local_key if pair.local.exchange == exchange else pair.reference_key
+                total += abs(qty) * self._mid_in_reference(key, fx)
+        return total
+
+    def _mid_in_reference(self, key: Key, fx: float) -> float:
+        price = self._mid(key)
+        if price is None:
+            return 0.0
+        return price / fx if self.portfolio.quote_of[key] == self.portfolio.local_quote else price
 
     def daily_pnl(self) -> float:
         """Today's realized PnL plus what the open trades would realize now."""

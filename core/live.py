@@ -20,9 +20,14 @@ from typing import Callable, Iterator, Mapping, Sequence
 from arb.book import OrderBook
 from arb.errors import Banned, ExchangeError, OutcomeUnknown
 from arb.exchange import BookStream, ExchangeClient
+from arb.legrisk import OUTCOME_UNKNOWN
 from arb.models import MarketRules, Order, OrderIntent, OrderStatus
 
 log = logging.getLogger("arb.live")
+
+#: How long an order cancelled because the session is stopping is followed
+#: for its final state (the usual follow timeout applies otherwise).
+_STOPPING_FOLLOW_S = 3.0
 
 
 class LiveMarketSource:
@@ -108,17 +113,31 @@ def conform(intent: OrderIntent, rules: MarketRules) -> tuple[OrderIntent, str |
 
 
 class LiveGateway:
-    """Sends approved legs to the exchanges and follows them to the end."""
+    """Sends approved legs to the exchanges and follows them to the end.
+
+    Shutdown: ``request_stop()`` (or setting the ``stop`` event given here)
+    makes every order still being followed get its cancel at once instead of
+    after ``follow_timeout_s``; ``cancel_open_orders()`` cancels whatever
+    may still be open; ``close()`` does both, waits for the order threads,
+    cancels anything they left open and closes the clients.
+    """
 
     def __init__(self, clients: Mapping[str, ExchangeClient], *,
                  rules: Mapping[tuple[str, str], MarketRules] | None = None,
-                 follow_timeout_s: float = 10.0, poll_interval_s: float = 0.05):
+                 follow_timeout_s: float = 10.0, poll_interval_s: float = 0.05,
+                 stop: threading.Event | None = None):
         self._clients = clients
         self._rules = rules or {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arb-order")
         self._balances: dict[str, dict[str, float]] = {name: {} for name in clients}
-        self._active: dict[str, Order] = {}
         self._lock = threading.Lock()
+        # Every order that may be open at an exchange, by client order id:
+        self._sending: dict[str, OrderIntent] = {}   # request on its way, no answer yet
+        self._active: dict[str, Order] = {}          # accepted, not yet seen final
+        self._unsettled: dict[str, OrderIntent] = {}  # the answer was lost (outcome unknown)
+        self._cancelled_here: set[str] = set()   # cancelled by cancel_open_orders (counted there)
+        self._cancel_claimed: set[str] = set()   # one DELETE per order, whoever sends it
+        self._stop = stop or threading.Event()
         self.follow_timeout_s = follow_timeout_s
         self.poll_interval_s = poll_interval_s
         self.banned: dict[str, str] = {}
@@ -173,27 +192,43 @@ class LiveGateway:
                 log.warning("[ARB_ORDER] %s %s refused locally: %s", name, intent.client_order_id, problem)
                 return self._refused(intent, f"refused locally: {problem}")
         client = self._clients[name]
+        cid = intent.client_order_id
         self.orders_sent += 1
+        with self._lock:
+            self._sending[cid] = intent
+        # An unexpected error leaves it listed as sending: shutdown looks it up.
         try:
             order = client.place_order(intent)
         except Banned as exc:
+            self._not_placed(cid)
             self.banned[name] = str(exc)
             log.error("[ARB_BAN] %s; nothing more is sent there and no trade opens", exc)
             return self._refused(intent, str(exc))
         except OutcomeUnknown as exc:
-            log.error("[ARB_ORDER] outcome unknown for %s %s: %s", name, intent.client_order_id, exc)
-            return self._refused(intent, f"outcome unknown: {exc}")
+            log.error("[ARB_ORDER] outcome unknown for %s %s: %s", name, cid, exc)
+            with self._lock:
+                self._sending.pop(cid, None)
+                self._unsettled[cid] = intent
+            return self._refused(intent, f"{OUTCOME_UNKNOWN}: {exc}")
         except ExchangeError as exc:
+            self._not_placed(cid)
             return self._refused(intent, str(exc))
         with self._lock:
-            self._active[intent.client_order_id] = order
+            self._sending.pop(cid, None)
+            self._active[cid] = order
         self._updated(order)
         try:
             order = self._follow(client, order)
         finally:
             with self._lock:
+                # One still open stays listed: shutdown cancels it.
                 if order.status.is_final:
-                    self._active.pop(intent.client_order_id, None)
+                    self._active.pop(cid, None)
+                else:
+                    self._active[cid] = order
+                counted_elsewhere = cid in self._cancelled_here
+        if counted_elsewhere:
+            return order
         if order.status is OrderStatus.FILLED:
             self.orders_filled += 1
         elif order.status is OrderStatus.CANCELED:
@@ -204,19 +239,24 @@ class LiveGateway:
 
     def _follow(self, client: ExchangeClient, order: Order) -> Order:
         """Upbit accepts an order before it matches: poll until it is final,
-        and cancel it if it lingers past the timeout."""
+        and cancel it if it lingers past the timeout or a stop is requested."""
         deadline = time.monotonic() + self.follow_timeout_s
         intent = order.intent
         cancel_sent = False
         while not order.status.is_final:
-            if time.monotonic() >= deadline and not cancel_sent:
+            now = time.monotonic()
+            if not cancel_sent and (now >= deadline or self._stop.is_set()):
                 cancel_sent = True
-                try:
-                    client.cancel_order(intent.symbol, intent.client_order_id)
-                except ExchangeError as exc:
-                    log.warning("cancel of lingering %s failed: %s", intent.client_order_id, exc)
-                deadline = time.monotonic() + self.follow_timeout_s
-            elif time.monotonic() >= deadline:
+                if self._claim_cancel(intent.client_order_id):
+                    try:
+                        client.cancel_order(intent.symbol, intent.client_order_id)
+                    except ExchangeError as exc:
+                        log.warning("cancel of lingering %s failed: %s", intent.client_order_id, exc)
+                # Shutting down, the cancel's outcome is waited for briefly.
+                wait_s = min(self.follow_timeout_s, _STOPPING_FOLLOW_S) if self._stop.is_set() \
+                    else self.follow_timeout_s
+                deadline = time.monotonic() + wait_s
+            elif now >= deadline:
                 log.error("[ARB_ORDER] %s still %s after cancel; left for reconciliation",
                           intent.client_order_id, order.status.value)
                 return order
@@ -233,6 +273,18 @@ class LiveGateway:
                 order = found
         return order
 
+    def _claim_cancel(self, cid: str) -> bool:
+        """True for the first caller only: an order gets one cancel request."""
+        with self._lock:
+            if cid in self._cancel_claimed:
+                return False
+            self._cancel_claimed.add(cid)
+            return True
+
+    def _not_placed(self, cid: str) -> None:
+        with self._lock:
+            self._sending.pop(cid, None)
+
     def _updated(self, order: Order) -> None:
         if self.on_update is not None:
             try:
@@ -246,25 +298,81 @@ class LiveGateway:
         self._updated(order)
         return order
 
+    # --- shutdown --------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """From now on, an order still being followed is cancelled at once."""
+        self._stop.set()
+
     def cancel_open_orders(self) -> int:
-        """On shutdown: cancel whatever of ours is still open on the exchanges."""
+        """Cancel whatever of ours may still be open, all at once; returns how
+        many cancels the exchanges accepted.
+
+        That is every order being followed, every order whose placing has no
+        answer yet, and every order whose outcome was never settled; those
+        last two are looked up first and cancelled only if open.
+        """
+        self.request_stop()
         with self._lock:
-            pending = list(self._active.values())
-        cancelled = 0
-        for order in pending:
-            try:
-                self._clients[order.intent.exchange].cancel_order(order.intent.symbol,
-                                                                  order.intent.client_order_id)
-                cancelled += 1
-            except ExchangeError as exc:
-                log.error("could not cancel %s on shutdown: %s", order.intent.client_order_id, exc)
+            pending = {cid: order.intent for cid, order in self._active.items()}
+            for cid, intent in (*self._sending.items(), *self._unsettled.items()):
+                pending.setdefault(cid, intent)
+            self._unsettled.clear()
+        if not pending:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(8, len(pending)), thread_name_prefix="arb-cancel") as pool:
+            cancelled = sum(pool.map(self._cancel_one, pending.values()))
         self.orders_cancelled += cancelled
         return cancelled
 
+    def _cancel_one(self, intent: OrderIntent) -> bool:
+        client = self._clients[intent.exchange]
+        cid = intent.client_order_id
+        try:
+            with self._lock:
+                known_open = cid in self._active
+            if not known_open:
+                found = client.get_order(intent.symbol, cid)
+                if found is None or found.status.is_final:
+                    return False
+            if not self._claim_cancel(cid):
+                return False  # its follower has sent the cancel already
+            with self._lock:
+                self._cancelled_here.add(cid)
+            order = client.cancel_order(intent.symbol, cid)
+        except ExchangeError as exc:
+            with self._lock:
+                self._cancelled_here.discard(cid)
+            log.error("could not cancel %s on %s on shutdown: %s", cid, intent.exchange, exc)
+            return False
+        log.warning("[ARB_ORDER] cancelled %s on %s on shutdown", cid, intent.exchange)
+        if order.status.is_final:
+            with self._lock:
+                self._active.pop(cid, None)
+        self._updated(order)
+        return True
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Cancel what is still open, wait for the order threads, close the clients.
+
+        An order thread still following an order cancels it at once and waits
+        at most a few seconds for the cancel to show; one still waiting on an
+        exchange's answer is waited for (its client's timeout bounds it),
+        since what it hears back may be an order that must then be cancelled.
+        """
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left = bool(self._active or self._unsettled)
+        if left:
+            cancelled = self.cancel_open_orders()
+            if cancelled:
+                log.warning("cancelled %d order(s) still open at close", cancelled)
         for client in self._clients.values():
-            client.close()
+            try:
+                client.close()
+            except Exception:  # one client failing to close must not keep the other open
+                log.exception("closing the %s client failed", getattr(client, "name", "?"))
 
 
 class ReadOnlyGateway(LiveGateway):

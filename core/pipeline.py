@@ -3,6 +3,10 @@
 plan → guard chain on every leg (mandatory in live_trading) → dry_run_scale
 (live_trading, opening plans) → gateway.  In live_readonly the road ends
 before the gateway: the plan is logged and counted as a shadow trade.
+
+Leg-risk repairs (:mod:`arb.legrisk`) take the same road as one-leg plans of
+kind ``"repair"``: guarded like any order, never scaled, since they must
+match what actually filled.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class OrderPipeline:
         self.plans_blocked = 0
         self.plans_skipped = 0
         self.last_block_reason = ""
+        #: ``open_notional(exchange)``: reference-currency value already open
+        #: there (open trades' legs, unhedged legs); the engine sets it when attached.
+        self.open_notional: Callable[[str], float] | None = None
 
     def execute(self, plan: Plan, now_ms: float) -> list[Order] | None:
         """Send ``plan``'s legs if allowed; None when nothing was sent."""
@@ -68,6 +75,7 @@ class OrderPipeline:
                     self.events.publish("session_stop", now_ms, rule=veto.rule, reason=veto.reason)
                 return None
             self.events.publish("plan_allowed", now_ms, plan=plan, result=result)
+        # Only openings are scaled: a close or a repair must match what filled.
         if self.dry_run_scale is not None and plan.kind == "open":
             legs, problem = scale_legs(legs, self.dry_run_scale,
                                        [self.rules[(leg.exchange, leg.symbol)] for leg in legs])
@@ -96,6 +104,7 @@ class OrderPipeline:
         notional = leg.quantity * leg.limit_price
         if rules.quote == self.local_quote:
             notional /= plan.fx_rate
+        open_notional = self.open_notional(leg.exchange) if self.open_notional is not None else 0.0
         return OrderCheck(leg.exchange, leg.symbol, leg.side, leg.quantity, leg.limit_price, notional,
                           self.equity(leg.exchange), self.daily_pnl(), now_ms,
-                          now_ms - plan.data_ms if plan.data_ms else 0.0, plan.premium_pct)
+                          now_ms - plan.data_ms if plan.data_ms else 0.0, plan.premium_pct, open_notional)

@@ -64,8 +64,10 @@ class Portfolio:
         return cashflow(order, fx, self.local_quote,
                         self.quote_of[(order.intent.exchange, order.intent.symbol)])
 
-    def open(self, plan: Plan, orders: list[Order], now_ms: float) -> Trade:
-        qty = min(o.filled_qty for o in orders)
+    def open(self, plan: Plan, orders: list[Order], now_ms: float, quantity: float | None = None) -> Trade:
+        """A hedged pair from ``orders``.  ``quantity`` is the hedged size when
+        ``orders`` include leg-risk repairs; by default the smaller leg's fill."""
+        qty = min(o.filled_qty for o in orders) if quantity is None else quantity
         flow = sum(self._flow(o, plan.fx_rate) for o in orders)
         trade = Trade(self._next_id, plan.asset, plan.direction, qty, now_ms, plan.premium_pct, flow, orders)
         self._next_id += 1
@@ -74,8 +76,18 @@ class Portfolio:
         self.trades_opened += 1
         return trade
 
-    def close(self, trade: Trade, plan: Plan, orders: list[Order], now_ms: float) -> float:
+    def close(self, trade: Trade, plan: Plan, orders: list[Order], now_ms: float,
+              quantity: float | None = None) -> float:
+        """Close ``trade``, or only ``quantity`` of it: the rest stays open and
+        keeps its share of the opening cash flow."""
         flow = sum(self._flow(o, plan.fx_rate) for o in orders)
+        if quantity is not None and quantity < trade.quantity * (1 - 1e-9):
+            share = trade.open_cashflow * quantity / trade.quantity
+            trade.quantity = round(trade.quantity - quantity, 12)
+            trade.open_cashflow -= share
+            trade.close_orders = trade.close_orders + orders
+            self._realize(share + flow, now_ms)
+            return share + flow
         trade.close_orders = orders
         trade.closed_ms = now_ms
         trade.exit_premium_pct = plan.premium_pct
@@ -83,10 +95,20 @@ class Portfolio:
         del self.open_trades[trade.id]
         self._by_asset[trade.asset] = tuple(t for t in self._by_asset[trade.asset] if t.id != trade.id)
         self.trades_closed += 1
-        self.realized_pnl += trade.realized_pnl
-        day = trading_day(now_ms, self.day_start_ms)
-        self.realized_by_day[day] = self.realized_by_day.get(day, 0.0) + trade.realized_pnl
+        self._realize(trade.realized_pnl, now_ms)
         return trade.realized_pnl
+
+    def settle_flat(self, plan: Plan, orders: list[Order], now_ms: float) -> float:
+        """Book the cash flow of orders that left no position (a one-legged
+        plan unwound to flat): fees and spread paid are a realized loss."""
+        flow = sum(self._flow(o, plan.fx_rate) for o in orders)
+        self._realize(flow, now_ms)
+        return flow
+
+    def _realize(self, pnl: float, now_ms: float) -> None:
+        self.realized_pnl += pnl
+        day = trading_day(now_ms, self.day_start_ms)
+        self.realized_by_day[day] = self.realized_by_day.get(day, 0.0) + pnl
 
     def realized_today(self, now_ms: float) -> float:
         # Asked on every guarded order: the day's key is worked out once a day.

@@ -16,7 +16,7 @@ import pytest
 
 import arb
 from arb.book import OrderBook
-from arb.config import StrategySettings
+from arb.config import LegRiskSettings, StrategySettings
 from arb.engine import Engine
 from arb.events import EventBus
 from arb.guard import Decision, GuardLimits
@@ -68,7 +68,7 @@ class StaleBalances:
 
 class Rig:
     def __init__(self, mode="paper", guard_limits=None, scale=None, assets=("BTC",), registry=REGISTRY,
-                 reported_balances=None, exchange_balances=None, **strategy):
+                 reported_balances=None, exchange_balances=None, leg_risk=None, **strategy):
         values = dict(entry_premium_pct=1.0, exit_premium_pct=0.3, trade_notional=100.0, max_open_trades=1,
                       max_book_age_ms=2000.0, max_levels=10)
         values.update(strategy)
@@ -82,7 +82,7 @@ class Rig:
         self.events.subscribe(self.seen.append)
         self.portfolio = Portfolio("KRW", {k: r.quote for k, r in rules.items()})
         self.engine = Engine(pairs, fx, settings, Pricer(settings, "arbtest01"), self.portfolio, self.events,
-                             "USDT")
+                             "USDT", leg_risk=leg_risk)
         self.exchange = PaperExchange(exchange_balances or balances(), rules, self.engine.books)
         gateway = self.exchange if reported_balances is None else StaleBalances(self.exchange, reported_balances)
         chain = None
@@ -313,26 +313,29 @@ def test_session_stop_halts_the_other_pairs_of_the_same_update():
 
 def test_unhedged_open_halts_new_entries():
     # The strategy is told Binance holds 1,000 USDT; it really holds 50, so the
-    # Binance buy is rejected after the Upbit sell has filled.
+    # Binance buy is rejected after the Upbit sell has filled.  The retry
+    # policy sends the buy again at once; it is refused again.
     reported = balances()
     real = balances()
     real["binance"]["USDT"] = 50.0
-    rig = Rig(reported_balances=reported, exchange_balances=real)
+    rig = Rig(reported_balances=reported, exchange_balances=real, leg_risk=LegRiskSettings(policy="retry"))
     rig.quiet_market()
     rig.local(1100, 103_000, 103_100)
-    assert rig.exchange.orders_sent == 2
-    assert rig.exchange.orders_rejected == 1
+    assert rig.exchange.orders_sent == 3
+    assert rig.exchange.orders_rejected == 2
     assert rig.portfolio.trades_opened == 0
     assert rig.engine.entries_halted is not None
     assert "unhedged open of BTC" in rig.engine.entries_halted
     assert "insufficient USDT" in rig.engine.entries_halted
-    assert "leg_exposure" in rig.kinds()
+    assert "leg_unhedged" in rig.kinds()
+    assert rig.engine.exposure() == {"BTC": {"upbit": -0.001}}
     assert rig.engine.halted is None
 
-    # a fresh premium would open a trade, but entries stay halted
+    # a fresh premium would open a trade, but entries stay halted (and the
+    # retry waits for a fresh Binance book, which these updates are not)
     rig.local(1200, 100_100, 100_200)
     rig.local(1300, 104_000, 104_100)
-    assert rig.exchange.orders_sent == 2
+    assert rig.exchange.orders_sent == 3
 
 
 # --- live modes -----------------------------------------------------------------------
@@ -390,24 +393,26 @@ def test_equity_in_usdt_at_book_mids():
     assert rig.engine.premiums()["BTC"] == pytest.approx((100_100 / 100_000 - 1) * 100)
 
 
-def test_unhedged_close_is_not_retried():
+def test_an_unwound_close_is_not_closed_again():
     rig = Rig()
     rig.quiet_market()
     rig.local(1100, 103_000, 103_100)
     [trade] = rig.portfolio.open_trades.values()
     # The BTC bought on Binance is gone (withdrawn by hand): the close's
-    # Binance sell is rejected after the Upbit buy-back has filled.
+    # Binance sell is rejected after the Upbit buy-back has filled.  The
+    # unwind sells the bought-back BTC on Upbit again: the trade is hedged
+    # as before.
     rig.exchange.free_balances("binance")["BTC"] = 0.0
     rig.local(1200, 100_100, 100_200)
-    assert rig.exchange.orders_sent == 4
+    assert rig.exchange.orders_sent == 5
     assert rig.exchange.orders_rejected == 1
-    assert "unhedged close of BTC" in rig.engine.entries_halted
+    assert rig.engine.entries_halted is None and rig.engine.exposure() == {}
     assert rig.portfolio.trades_closed == 0
-    # Sending the close again would buy another 0.001 BTC on Upbit with no
-    # hedge each time: the half-closed trade waits for a person instead.
+    assert trade.id in rig.portfolio.open_trades and trade.quantity == pytest.approx(0.001)
+    # Closing again would fail the same way and pay for another unwind each
+    # time: the trade waits for a person instead.
+    assert trade.id in rig.engine.stuck_trades
     rig.local(1300, 100_100, 100_200)
     rig.local(1400, 100_000, 100_150)
-    assert rig.exchange.orders_sent == 4
-    assert rig.balance("upbit")["BTC"] == pytest.approx(0.01)
-    # it is still valued as open exposure
-    assert trade.id in rig.portfolio.open_trades
+    assert rig.exchange.orders_sent == 5
+    assert rig.balance("upbit")["BTC"] == pytest.approx(0.009)
