@@ -129,6 +129,31 @@ class RateLimiter:
             self._banned_until = max(self._banned_until, self._clock() + seconds)
         log.error("binance banned this IP for %.0f s; no request will be sent until then", seconds)
 
+    # --- read-only views, for monitoring ---------------------------------------------
+
+    def headroom(self) -> dict[str, dict[str, float]]:
+        """``request_weight_1m`` and ``orders_10s``: ``used`` in the current
+        window (ours or the server's count, the larger), the ``limit`` this
+        client holds requests back at (weight: 90 % of Binance's), and what
+        ``remaining`` could go now (0 while a 429 pause lasts)."""
+        with self._lock:
+            now = self._clock()
+            paused = now < self._paused_until
+            return {"request_weight_1m": _usage(self._weight, now, paused),
+                    "orders_10s": _usage(self._orders, now, paused)}
+
+    def banned_for_s(self) -> float:
+        """Seconds an HTTP 418 ban still lasts (0 when there is none)."""
+        with self._lock:
+            return max(0.0, self._banned_until - self._clock())
+
+
+def _usage(window: _Window, now: float, paused: bool) -> dict[str, float]:
+    # Read without rolling the window: looking must not change what acquire sees.
+    used = window.used if math.floor(now / window.length_s) == window.index else 0.0
+    remaining = 0.0 if paused else max(0.0, window.limit - used)
+    return {"used": used, "limit": window.limit, "remaining": remaining}
+
 
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     value = headers.get(name)

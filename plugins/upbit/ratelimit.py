@@ -169,3 +169,32 @@ class RateLimiter:
         """Record a 418: refuse every request for ``seconds``."""
         with self._lock:
             self._banned_until = max(self._banned_until, self._clock() + seconds)
+
+    # --- read-only views, for monitoring ---------------------------------------------
+
+    def headroom(self) -> dict[str, dict[str, int]]:
+        """Each group used so far: ``used`` and ``remaining`` requests in the
+        current window, and its ``limit``.
+
+        ``remaining`` is the smaller of our own count and the server's last
+        ``Remaining-Req`` (less what we sent since), and 0 while a 429 backoff
+        lasts: what could go out right now without waiting.
+        """
+        with self._lock:
+            now = self._clock()
+            views = {}
+            for name, group in self._groups.items():
+                own = sum(1 for sent in group.sends if sent > now - group.window_s)
+                remaining = group.limit - own
+                if group.server_left is not None and now < group.server_at + group.window_s:
+                    remaining = min(remaining, group.server_left - group.sent_since_server)
+                if now < group.blocked_until:
+                    remaining = 0
+                remaining = max(0, remaining)
+                views[name] = {"used": group.limit - remaining, "limit": group.limit, "remaining": remaining}
+            return views
+
+    def banned_for_s(self) -> float:
+        """Seconds an HTTP 418 ban still lasts (0 when there is none)."""
+        with self._lock:
+            return max(0.0, self._banned_until - self._clock())
