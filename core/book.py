@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Level = tuple[float, float]  # (price, quantity)
 
@@ -49,9 +50,9 @@ class OrderBook:
         return now_ms - self.received_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Walk:
-    """The outcome of sweeping levels for a quantity."""
+class Walk(NamedTuple):
+    """The outcome of sweeping levels for a quantity (a tuple: made on every
+    priced opportunity, so it must be cheap to build)."""
 
     quantity: float       # what the visible depth can fill (≤ asked)
     avg_price: float

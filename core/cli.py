@@ -192,30 +192,69 @@ def _run_session(cfg, fmt: str, max_runtime_seconds: float | None, summary_json:
     _check_guard_config(cfg, registry)
     try:
         session = build_session(cfg, registry)
+        _attach_watchers(session, cfg, registry)
     except SessionError as exc:
         raise _fail(str(exc)) from None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signals = _handle_signals(session.stop_event)
     try:
-        _run_with_display(session, max_runtime_seconds, show_panel=out.is_terminal and fmt != "json")
-    except Exception as exc:  # keep the traceback out of the user's face, but not out of the log
-        logging.getLogger("arb").debug("session failed", exc_info=True)
-        raise _fail(f"session failed: {type(exc).__name__}: {exc} (--log-level DEBUG shows details)",
-                    EXIT_ERROR) from None
-    finally:
-        _restore_signals(previous)
-    if signals and session.exit_reason != "session_stop":
-        # A source stopped by the signal simply ends; the CLI knows why.
-        session.exit_reason = "interrupted"
-    summary = session_summary(session)
-    from arb.display import print_summary
-    print_summary(summary, out)
-    if summary_json:
         try:
-            summary_json.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise _fail(f"cannot write {summary_json}: {exc.strerror}", EXIT_ERROR) from None
+            _run_with_display(session, max_runtime_seconds, show_panel=out.is_terminal and fmt != "json")
+        except Exception as exc:  # keep the traceback out of the user's face, but not out of the log
+            logging.getLogger("arb").debug("session failed", exc_info=True)
+            raise _fail(f"session failed: {type(exc).__name__}: {exc} (--log-level DEBUG shows details)",
+                        EXIT_ERROR) from None
+        finally:
+            _restore_signals(previous)
+        if signals and session.exit_reason != "session_stop":
+            # A source stopped by the signal simply ends; the CLI knows why.
+            session.exit_reason = "interrupted"
+        summary = session_summary(session)
+        from arb.display import print_summary
+        print_summary(summary, out)
+        notifications = session.extra.get("notifications")
+        if notifications is not None:
+            notifications.session_ended(summary)
+        if summary_json:
+            try:
+                summary_json.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise _fail(f"cannot write {summary_json}: {exc.strerror}", EXIT_ERROR) from None
+    finally:
+        _detach_watchers(session)
     raise typer.Exit(EXIT_GUARD if session.exit_reason == "session_stop" else EXIT_OK)
+
+
+def _attach_watchers(session, cfg, registry) -> None:
+    """Metrics endpoint and alert channels: beside the session, never in its way."""
+    from arb.metrics import attach_metrics
+    from arb.notify import NotifierConfigError, build_notifiers
+    from arb.session import SessionError
+
+    try:
+        router = build_notifiers(cfg, registry)
+    except NotifierConfigError as exc:
+        session.close_unstarted()
+        raise SessionError(str(exc)) from None
+    router.attach(session.events)
+    session.extra["notifications"] = router
+    if hasattr(session.source, "on_stream_status"):
+        session.source.on_stream_status = router.stream_status
+    try:
+        attach_metrics(session)
+    except SessionError:
+        router.close(0)
+        session.close_unstarted()
+        raise
+
+
+def _detach_watchers(session) -> None:
+    from arb.metrics import detach_metrics
+
+    detach_metrics(session)
+    notifications = session.extra.pop("notifications", None)
+    if notifications is not None:
+        notifications.close(timeout_s=5.0)
 
 
 def _restore_signals(previous: dict) -> None:
@@ -265,6 +304,10 @@ def _handle_signals(stop_event) -> list[int]:
 
     def handler(signum, frame):
         if received:
+            # Leave now; any further signal must not cut the clean-up short
+            # (cancelling orders, closing the journal) on its way out.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             raise SystemExit(128 + signum)
         received.append(signum)
         logging.getLogger("arb.cli").info("received %s: stopping the session",
@@ -402,6 +445,11 @@ def check_order(
         out.print(f"result: BLOCKED by {first.rule}", highlight=False, markup=False)
         raise typer.Exit(EXIT_GUARD)
     out.print("result: ALLOWED", highlight=False)
+
+
+from arb.cli_journal import journal_app  # noqa: E402  (its commands borrow this module's helpers)
+app.add_typer(journal_app, name="journal")
+from arb.cli_report import report; app.command("report")(report)  # noqa: E402, E702  (the same)
 
 
 def main() -> None:

@@ -55,6 +55,36 @@ class StrategySettings:
 
 
 @dataclass(frozen=True)
+class LegRiskSettings:
+    """The ``leg_risk`` section: what to do when one leg of a pair fills and
+    the other does not (see :mod:`arb.legrisk`)."""
+
+    policy: str = "unwind"          # "unwind" | "retry"
+    max_retries: int = 2            # repair orders sent per unhedged plan, at most
+    max_slippage_pct: float = 1.0   # repair limit price: at most this far beyond the best price
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    """The ``journal`` section; ``path`` as written (None: the default location),
+    resolved by :func:`arb.journal.journal_path` when a session opens it."""
+
+    enabled: bool = True
+    path: str | None = None
+    base_dir: str = ""  # the config file's folder: a relative path is read from there
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``monitoring.metrics``: the Prometheus endpoint (see :mod:`arb.metrics`)."""
+
+    enabled: bool | None = None     # None: on in the live modes, off in paper
+    host: str = "127.0.0.1"
+    port: int = 9464                # 0: any free port
+    linger_s: float = 15.0          # serving on after a halted session, for a last scrape
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     mode: str
@@ -76,6 +106,11 @@ class Config:
     log_level: str
     log_format: str
     raw: Mapping[str, Any]
+    journal: JournalSettings = JournalSettings()
+    #: Where the trading day starts, in ms after 00:00 UTC (``session.trading_day_start_utc``).
+    day_start_ms: int = 0
+    leg_risk: LegRiskSettings = LegRiskSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def with_mode(self, mode: str | None) -> Config:
         if mode is None or mode == self.mode:
@@ -453,7 +488,27 @@ def _build(data: dict[str, Any], source: str) -> Config:
         log_level=data["logging"]["level"],
         log_format=data["logging"]["format"],
         raw=data,
+        journal=JournalSettings(enabled=bool(data["journal"]["enabled"]), path=data["journal"]["path"],
+                                base_dir=_base_dir(source)),
+        day_start_ms=_day_start_ms(data["session"]["trading_day_start_utc"]),
+        leg_risk=LegRiskSettings(
+            policy=data["leg_risk"]["policy"],
+            max_retries=int(data["leg_risk"]["max_retries"]),
+            max_slippage_pct=float(data["leg_risk"]["max_slippage_pct"]),
+        ),
+        metrics=MetricsSettings(**data["monitoring"]["metrics"]),
     )
+
+
+def _base_dir(source: str) -> str:
+    path = Path(source)
+    return str(path.resolve().parent) if path.is_file() else ""
+
+
+def _day_start_ms(text: str) -> int:
+    """``"HH:MM"`` (the schema checked the form) → ms after 00:00 UTC."""
+    hours, minutes = text.split(":")
+    return (int(hours) * 60 + int(minutes)) * 60_000
 
 
 def _semantic_problems(config: Config, lines: Mapping[str, int]) -> list[str]:

@@ -46,6 +46,8 @@ class LiveMarketSource:
         self._last_poll: dict[str, float] = {}
         self.disconnects = 0
         self.rest_snapshots = 0
+        #: ``(exchange, state, detail)`` on every stream state change; alerts listen.
+        self.on_stream_status: Callable[[str, str, str], None] | None = None
 
     def _on_book(self, book: OrderBook) -> None:
         try:
@@ -63,6 +65,12 @@ class LiveMarketSource:
                     self.disconnects += 1
                 self._down_since.setdefault(exchange, time.monotonic())
                 log.warning("%s stream %s: %s", exchange, state, detail)
+            listener = self.on_stream_status
+            if listener is not None:
+                try:
+                    listener(exchange, state, detail)
+                except Exception:
+                    log.exception("stream status listener failed")
         return on_status
 
     def events(self) -> Iterator[OrderBook | None]:

@@ -14,3 +14,14 @@ MARKERS = {
 def pytest_configure(config):
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
+
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path_factory, monkeypatch):
+    """Sessions run by tests journal into a fresh folder per test, never into
+    the user's ~/.local/state/arb (the default journal path follows XDG_STATE_HOME;
+    subprocesses inherit it)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

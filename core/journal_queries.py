@@ -1,0 +1,100 @@
+"""Reading the journal: what a new session carries over, and what people look at.
+
+Only sessions on the wall clock carry anything over: a simulated market's
+days are fiction, and a seeded rehearsal must replay the same however often
+it has run.  PnL and stops carry over within one mode, so paper losses never
+block live trading (nor the other way round).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any, Sequence
+
+DAY_MS = 86_400_000
+
+
+def day_window(at_ms: float, day_start_ms: int = 0) -> tuple[float, float]:
+    """The trading day holding ``at_ms``: [start, end) in ms since the epoch."""
+    start = (at_ms - day_start_ms) // DAY_MS * DAY_MS + day_start_ms
+    return start, start + DAY_MS
+
+
+def today_realized_pnl(conn: sqlite3.Connection, mode: str, start_ms: float, end_ms: float) -> float:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(p.amount), 0) FROM pnl p JOIN sessions s ON s.id = p.session_id "
+        "WHERE s.mode = ? AND s.clock = 'wall' AND p.ts_ms >= ? AND p.ts_ms < ?",
+        (mode, start_ms, end_ms)).fetchone()
+    return float(row[0])
+
+
+def stops_in_force(conn: sqlite3.Connection, mode: str, start_ms: float, end_ms: float,
+                   rules: Sequence[str]) -> list[dict[str, Any]]:
+    marks = ", ".join("?" for _ in rules)
+    return _rows(conn.execute(
+        f"SELECT id, session_id, ts_ms, trading_day, rule, reason FROM session_stops "
+        f"WHERE mode = ? AND clock = 'wall' AND cleared_ms IS NULL AND ts_ms >= ? AND ts_ms < ? "
+        f"AND rule IN ({marks}) ORDER BY ts_ms", (mode, start_ms, end_ms, *rules)))
+
+
+# --- for people and scripts (`arb journal ...`), newest first ------------------------------
+
+
+def sessions(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    return _rows(conn.execute(
+        "SELECT s.id AS session, s.mode, s.clock, s.started_ms, s.ended_ms, s.exit_reason, s.stop_reason, "
+        "s.entries_refused, s.carried_pnl, "
+        "(SELECT COUNT(*) FROM trades t WHERE t.session_id = s.id) AS trades_opened, "
+        "(SELECT COUNT(*) FROM trades t WHERE t.session_id = s.id AND t.closed_ms IS NOT NULL) AS trades_closed, "
+        "(SELECT COALESCE(SUM(p.amount), 0) FROM pnl p WHERE p.session_id = s.id) AS realized_pnl, "
+        "(SELECT COUNT(*) FROM order_intents o WHERE o.session_id = s.id) AS orders, s.config "
+        "FROM sessions s ORDER BY s.started_ms DESC LIMIT ?", (limit,)))
+
+
+def trades(conn: sqlite3.Connection, limit: int, session: str | None = None) -> list[dict[str, Any]]:
+    return _rows(conn.execute(
+        "SELECT session_id AS session, trade_id AS trade, asset, direction, quantity, opened_ms, closed_ms, "
+        "entry_premium_pct, exit_premium_pct, realized_pnl, trading_day, open_orders, close_orders "
+        "FROM trades WHERE ? IS NULL OR session_id = ? ORDER BY opened_ms DESC LIMIT ?",
+        (session, session, limit)), json_columns=("open_orders", "close_orders"))
+
+
+def blocks(conn: sqlite3.Connection, limit: int, session: str | None = None) -> list[dict[str, Any]]:
+    """Guard refusals: blocked, skipped (dry_run_scale) and shadow (read-only) plans."""
+    return _rows(conn.execute(
+        "SELECT session_id AS session, ts_ms, last_ms, count, outcome, plan_kind, asset, rule, reason, "
+        "session_stop, premium_pct FROM guard_decisions WHERE outcome != 'allowed' "
+        "AND (? IS NULL OR session_id = ?) ORDER BY last_ms DESC LIMIT ?", (session, session, limit)))
+
+
+def stops(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    return _rows(conn.execute(
+        "SELECT id, session_id AS session, ts_ms, trading_day, mode, clock, rule, reason, cleared_ms, cleared_by, "
+        "cleared_reason FROM session_stops ORDER BY ts_ms DESC LIMIT ?", (limit,)))
+
+
+def operator_actions(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    return _rows(conn.execute(
+        "SELECT ts_ms, action, operator, reason, detail FROM operator_actions ORDER BY ts_ms DESC LIMIT ?",
+        (limit,)), json_columns=("detail",))
+
+
+def iso(ms: float | None) -> str:
+    """UTC, to the second, for people: ``2026-11-25 23:37:57``."""
+    if ms is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000.0))
+
+
+def _rows(cur: sqlite3.Cursor, json_columns: Sequence[str] = ()) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    out = []
+    for row in cur.fetchall():
+        record = dict(zip(names, row))
+        for column in json_columns:
+            if record.get(column):
+                record[column] = json.loads(record[column])
+        out.append(record)
+    return out
