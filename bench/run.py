@@ -2,42 +2,48 @@
 
     python bench/run.py            # full sizes (a few minutes)
     python bench/run.py --quick    # tiny sizes: checks they run, figures not meaningful
+
+Each benchmark runs in its own Python process, so one's memory (replay
+keeps its books in memory) never shows in another's peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
 
-from bench import decision, replay, scale, startup  # noqa: E402
+
+def plan(quick: bool) -> dict[str, str]:
+    q = quick
+    return {
+        "decision": f"decision.run(updates={2_000 if q else 100_000})",
+        "replay": f"replay.run(updates={5_000 if q else 300_000})",
+        "scale": f"scale.run(pairs={20 if q else 200}, seconds={1.0 if q else 20.0}, "
+                 f"distinct_steps={5 if q else 50})",
+        "startup": f"startup.run(repeats={1 if q else 7})",
+        "tick_to_order": f"tick_to_order.run(opportunities={20 if q else 1_000}, quick={q})",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI smoke runs")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these (decision, replay, tick_to_order, scale, startup)")
+                        help="run only these (decision, replay, scale, startup, tick_to_order)")
     args = parser.parse_args(argv)
-    q = args.quick
-    plan = {
-        "decision": lambda: decision.run(updates=2_000 if q else 100_000),
-        "replay": lambda: replay.run(updates=5_000 if q else 300_000),
-        "scale": lambda: scale.run(pairs=20 if q else 200, seconds=1.0 if q else 20.0,
-                                   distinct_steps=5 if q else 50),
-        "startup": lambda: startup.run(repeats=1 if q else 7),
-    }
-    try:
-        from bench import tick_to_order
-        plan["tick_to_order"] = lambda: tick_to_order.run(opportunities=20 if q else 1_000, quick=q)
-    except ImportError:
-        pass
-    for name, bench in plan.items():
-        if not args.only or name in args.only:
-            bench()
-    return 0
+    failed = 0
+    for name, call in plan(args.quick).items():
+        if args.only and name not in args.only:
+            continue
+        module = name if name != "tick_to_order" else "tick_to_order"
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench import {module}; {call}"
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT)
+        failed += proc.returncode != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: loading plugins must stay quick
+    import requests
 
 from arb.notify import Alert, NotifierError
 
@@ -40,6 +43,8 @@ def post_json(session: requests.Session, url: str, payload: Any, *, service: str
               headers: Mapping[str, str] | None = None) -> requests.Response:
     """POST ``payload`` as JSON; any failure becomes a :class:`NotifierError`
     that names ``service`` but never the URL (it may be, or hold, the secret)."""
+    import requests
+
     failure = ""
     try:
         response = session.post(url, json=payload, headers=dict(headers or {}), timeout=timeout_s)

@@ -17,7 +17,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: loading plugins must stay quick
+    import requests
 
 import arb
 from arb.notify import Alert, NotifierError
@@ -61,6 +64,8 @@ class SlackNotifier:
     def __init__(self, webhook_url: str, *, timeout_s: float):
         self._url = webhook_url
         self._timeout_s = timeout_s
+        import requests
+
         self._session = requests.Session()
 
     def send(self, alert: Alert) -> None:

@@ -21,7 +21,10 @@ import html
 import re
 from typing import Any, Mapping
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: loading plugins must stay quick
+    import requests
 
 import arb
 from arb.notify import Alert, NotifierError
@@ -45,6 +48,8 @@ class TelegramNotifier:
         self._chat_id = chat_id
         self._parse_mode = parse_mode
         self._timeout_s = timeout_s
+        import requests
+
         self._session = requests.Session()
 
     def payload(self, alert: Alert) -> dict[str, Any]:

@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-import requests
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: loading plugins must stay quick
+    import requests
 
 import arb
 from arb.notify import Alert, NotifierError
@@ -37,6 +40,8 @@ class WebhookNotifier:
         self._url = url
         self._timeout_s = timeout_s
         self._headers = dict(headers)
+        import requests
+
         self._session = requests.Session()
 
     def send(self, alert: Alert) -> None:
