@@ -68,6 +68,7 @@ def config_for(upbit: UpbitEmulator, binance: BinanceEmulator, workdir: Path) ->
         "live_trading": {"enabled": True, "dry_run_scale": 1.0, "allowed_symbols": ["KRW-BTC", "BTCUSDT"],
                          "min_account_balance": 50, "max_daily_loss": 1_000_000, "max_notional_per_trade": 50},
         "logging": {"level": "WARNING"},
+        "monitoring": {"metrics": {"enabled": False}},
     }
     path = workdir / "tick_to_order.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")

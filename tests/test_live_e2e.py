@@ -49,6 +49,7 @@ def run_live(tmp_path: Path, upbit: UpbitEmulator, binance: BinanceEmulator, mod
           "min_account_balance": 50.0, "max_daily_loss": 20.0, "max_notional_per_trade": 50.0, **limits}
     config = {
         "mode": mode,
+        "monitoring": {"metrics": {"enabled": False}},  # no fixed port: other runs may hold it
         "pairs": [{"asset": "BTC"}],
         "exchanges": {
             "upbit": {"rest_url": upbit.rest_url, "ws_url": upbit.ws_url,

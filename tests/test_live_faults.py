@@ -86,6 +86,7 @@ class ArbRun:
                 settings["timeout_s"] = timeout_s
         config = {
             "mode": "live_trading",
+            "monitoring": {"metrics": {"enabled": False}},  # no fixed port: other runs may hold it
             "pairs": [{"asset": "BTC"}],
             "exchanges": exchanges,
             "strategy": {"entry_premium_pct": 1.0, "exit_premium_pct": 0.3, "trade_notional": 40,
