@@ -19,7 +19,7 @@ import ccxt.pro as ccxtpro
 from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY
 
 from bench.common import percentile
-from bench.tick_to_order import ROUND_S, UPBIT_KEYS, start_exchanges, upbit_book, wait_for_post
+from bench.tick_to_order import UPBIT_KEYS, drive_rounds, start_exchanges, upbit_book
 
 ENTRY = 0.01
 
@@ -75,17 +75,7 @@ def run(opportunities: int = 200) -> dict:
         if not ready.wait(30) or errors:
             raise RuntimeError(f"ccxt bot did not start: {errors[0] if errors else 'timeout'}")
         time.sleep(1.0)
-        premium = 0.02
-        for _ in range(opportunities):
-            t0 = time.monotonic()
-            upbit.set_book("KRW-BTC", *upbit_book(premium))
-            arrived = wait_for_post(upbit, binance, t0)
-            if arrived is None:
-                missed += 1
-            else:
-                latencies.append((arrived - t0) * 1000)
-            premium = 0.0 if premium else 0.02
-            time.sleep(max(0.0, ROUND_S - (time.monotonic() - t0)))
+        latencies, missed = drive_rounds(upbit, binance, opportunities)
     finally:
         stop.set()
         upbit.set_book("KRW-BTC", *upbit_book(0.0))  # wake the watcher so it sees stop

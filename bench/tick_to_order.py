@@ -90,6 +90,24 @@ def wait_for_post(upbit, binance, after: float, timeout_s: float = 5.0) -> float
     return None
 
 
+def drive_rounds(upbit, binance, opportunities: int) -> tuple[list[float], int]:
+    """Alternate the Upbit book between a 2 % premium and none; time each
+    push to the first order POST that answers it (ms)."""
+    latencies, missed = [], 0
+    premium = 0.02
+    for _ in range(opportunities):
+        t0 = time.monotonic()
+        upbit.set_book("KRW-BTC", *upbit_book(premium))
+        arrived = wait_for_post(upbit, binance, t0)
+        if arrived is None:
+            missed += 1
+        else:
+            latencies.append((arrived - t0) * 1000)
+        premium = 0.0 if premium else 0.02
+        time.sleep(max(0.0, ROUND_S - (time.monotonic() - t0)))
+    return latencies, missed
+
+
 def measure_arb(upbit, binance, opportunities: int, workdir: Path) -> tuple[list[float], int]:
     env = {**os.environ, "BENCH_UPBIT_KEY": UPBIT_KEYS[0], "BENCH_UPBIT_SECRET": UPBIT_KEYS[1],
            "BENCH_BINANCE_KEY": EMULATOR_API_KEY, "BENCH_BINANCE_SECRET": EMULATOR_SECRET_KEY,
@@ -104,17 +122,7 @@ def measure_arb(upbit, binance, opportunities: int, workdir: Path) -> tuple[list
         while not (upbit.ws_connections and binance.ws_connections) and time.monotonic() < end:
             time.sleep(0.01)
         time.sleep(1.0)  # let the subscription snapshots land before the first round
-        premium = 0.02
-        for _ in range(opportunities):
-            t0 = time.monotonic()
-            upbit.set_book("KRW-BTC", *upbit_book(premium))
-            arrived = wait_for_post(upbit, binance, t0)
-            if arrived is None:
-                missed += 1
-            else:
-                latencies.append((arrived - t0) * 1000)
-            premium = 0.0 if premium else 0.02
-            time.sleep(max(0.0, ROUND_S - (time.monotonic() - t0)))
+        latencies, missed = drive_rounds(upbit, binance, opportunities)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
