@@ -8,8 +8,8 @@ Two connections, two promises:
   ``kill -9``.  So is a session stop (rare; the session ends on it anyway).
 - Everything else is queued as a plain tuple and written by one writer
   thread, in batches.  The engine thread never waits on the disk for it; a
-  crash can lose the last few milliseconds of it, never an order's id, so
-  what an order became can always be asked of its exchange.
+  crash can lose the last moments of it (up to :data:`GATHER_S`), never an
+  order's id, so what an order became can always be asked of its exchange.
 
 Realized PnL is journaled as the portfolio books it, whatever booked it:
 after each event the running total is compared with the last one seen.
@@ -48,7 +48,7 @@ _BATCH = 2048
 #: thread for the GIL and the database; this bounds what a crash can lose
 #: of the queued records (never an order's id: those are not queued).
 GATHER_S = 0.05
-_REFUSALS = {"plan_blocked": "blocked", "plan_skipped": "skipped", "shadow_trade": "shadow"}
+CHECKPOINT_S = 1.0
 
 
 def default_path() -> Path:
@@ -124,6 +124,7 @@ class Journal:
         # the writer's commit, which holds nothing but SQL.
         self._db_lock = threading.Lock()
         self._wake = threading.Event()
+        self._checkpointed = time.monotonic()
         self._sync = connect(path, create=True)
         self._writer: sqlite3.Connection | None = None
         try:
@@ -137,6 +138,7 @@ class Journal:
             self._sync.execute("PRAGMA wal_autocheckpoint=0")
             self._writer = connect(path, create=True)
             self._writer.execute("PRAGMA synchronous=NORMAL")
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint
         except BaseException as exc:
             self._sync.close()
             if self._writer is not None:
@@ -194,15 +196,15 @@ class Journal:
                        self.clock, rule, reason)])
 
     def _commit(self, sql: str, rows: list[tuple]) -> None:
+        """``sql`` (an INSERT ending in one ``VALUES (...)``) for all ``rows``
+        as one statement: in autocommit mode that is one atomic transaction
+        and one trip into SQLite (each trip hands the GIL to other threads)."""
+        if len(rows) > 1:
+            values = sql[sql.rindex("VALUES") + 6:]
+            sql += "," + ",".join([values] * (len(rows) - 1))
+        params = rows[0] if len(rows) == 1 else tuple(v for row in rows for v in row)
         with self._db_lock:
-            conn = self._sync
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(sql, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self._sync.execute(sql, params)
 
     # --- queued: the engine thread only enqueues ----------------------------------------
 
@@ -253,6 +255,20 @@ class Journal:
                     break
             backlog = len(batch) == _BATCH
             running = self._write_batch(batch)
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        # A passive checkpoint (copy the WAL into the file, fsync it) runs
+        # beside writers, so it is done here, outside _db_lock, rather than
+        # inside some commit an order may be waiting for.
+        now = time.monotonic()
+        if now - self._checkpointed < CHECKPOINT_S:
+            return
+        self._checkpointed = now
+        try:
+            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("[ARB_JOURNAL] checkpoint failed: %s", exc)
 
     def _write_batch(self, batch: list[tuple]) -> bool:
         """One transaction for the whole batch; False once told to stop."""

@@ -6,7 +6,6 @@ Sessions that run end to end (and get killed) are in test_journal_sessions.py.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from types import SimpleNamespace
 
