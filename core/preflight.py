@@ -111,7 +111,7 @@ def _market_source(config: Config, registry: PluginRegistry) -> Item:
         return Item(name, FAIL, str(exc))
     except Exception as exc:  # a third-party source that raises something else still fails here, not at run
         return Item(name, FAIL, f"cannot be built from its options: {type(exc).__name__}: {exc}")
-    session.source.close()
+    session.close_unstarted()  # releases the journal and gateway too, not just the source
     return Item(name, PASS, "installed; options accepted")
 
 
