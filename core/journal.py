@@ -176,6 +176,7 @@ class Journal:
                        entries_refused or None, os.getpid(), __version__)])
 
     def record_intents(self, plan: Any, legs: Sequence[OrderIntent], ts_ms: float) -> None:
+        """For ``OrderPipeline.recorders``: raises if the intents are not on disk."""
         rows = [(leg.client_order_id, self.session_id, ts_ms, plan.kind, plan.asset, plan.trade_id or None,
                  leg.exchange, leg.symbol, leg.side.value, leg.order_type, leg.quantity, leg.limit_price,
                  leg.expected_price) for leg in legs]
@@ -213,7 +214,7 @@ class Journal:
         kind = event.kind
         data = event.data
         if kind == "orders_submitting":
-            self.record_intents(data["plan"], data["legs"], event.ts_ms)
+            pass  # recorded before this event, by record_intents as a pipeline recorder
         elif kind == "session_stop":
             self._record_stop(event)
         elif kind == "orders_done":

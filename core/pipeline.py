@@ -58,6 +58,10 @@ class OrderPipeline:
         #: ``open_notional(exchange)``: reference-currency value already open
         #: there (open trades' legs, unhedged legs); the engine sets it when attached.
         self.open_notional: Callable[[str], float] | None = None
+        #: ``record(plan, legs, now_ms)``, called before anything is sent: what
+        #: must not lose an order (the journal).  Unlike event subscribers, one
+        #: that raises stops the orders and the session: fail closed.
+        self.recorders: list[Callable[[Plan, Sequence[OrderIntent], float], None]] = []
 
     def execute(self, plan: Plan, now_ms: float) -> list[Order] | None:
         """Send ``plan``'s legs if allowed; None when nothing was sent."""
@@ -92,12 +96,27 @@ class OrderPipeline:
                                                         for l in legs))
             self.events.publish("shadow_trade", now_ms, plan=plan)
             return None
-        # Subscribers that must not lose an order (the journal) record the
-        # intents before anything leaves, so a crash mid-send leaves a trace.
+        # The intents are on record before anything leaves, so a crash
+        # mid-send leaves a trace; an order that cannot be recorded is not sent.
+        for record in self.recorders:
+            try:
+                record(plan, legs, now_ms)
+            except Exception as exc:
+                self._refuse_unrecorded(plan, now_ms, exc)
+                return None
         self.events.publish("orders_submitting", now_ms, plan=plan, legs=legs)
         orders = self.gateway.submit(legs, now_ms)
         self.events.publish("orders_done", now_ms, plan=plan, orders=orders)
         return orders
+
+    def _refuse_unrecorded(self, plan: Plan, now_ms: float, exc: Exception) -> None:
+        reason = f"orders could not be recorded before sending ({type(exc).__name__}: {exc}); nothing was sent"
+        log.critical("[ARB_JOURNAL] %s %s: %s", plan.kind, plan.asset, reason)
+        self.plans_blocked += 1
+        self.last_block_reason = reason
+        if self.stop_reason is None:
+            self.stop_reason = f"session stopped: {reason}"
+            self.events.publish("session_stop", now_ms, rule="journal", reason=reason)
 
     def _check(self, leg: OrderIntent, plan: Plan, now_ms: float) -> OrderCheck:
         rules = self.rules[(leg.exchange, leg.symbol)]

@@ -289,6 +289,7 @@ def _attach_journal(session: Session, path: Path) -> None:
 
     journal.on_failure = halt
     session.events.subscribe(journal)
+    session.pipeline.recorders.append(journal.record_intents)
     gateway = session.pipeline.gateway
     if hasattr(gateway, "on_update"):
         gateway.on_update = journal.order_update

@@ -160,12 +160,10 @@ def test_trading_day_window_follows_the_configured_start():
 # --- the write paths -----------------------------------------------------------------------
 
 
-def test_intents_are_on_disk_before_publish_returns(tmp_path):
+def test_intents_are_on_disk_when_recording_returns(tmp_path):
     journal = open_journal(tmp_path)
     try:
-        bus = EventBus()
-        bus.subscribe(journal)
-        bus.publish("orders_submitting", NOW, plan=plan(), legs=plan().legs)
+        journal.record_intents(plan(), plan().legs, NOW)
         # No flush: another connection sees them at once.
         assert rows(journal.path, "SELECT client_order_id, side, quantity FROM order_intents ORDER BY 1") == \
             [("c1", "sell", 0.001), ("c2", "sell", 0.001)]
@@ -266,16 +264,45 @@ def test_realized_pnl_is_journaled_whatever_booked_it(tmp_path):
     assert got == [(-1.5, "leg_repair"), (0.5, "session_end")]
 
 
-def test_a_failed_intent_write_stops_the_session(tmp_path):
-    journal = open_journal(tmp_path)
-    reasons = []
+class CountingGateway:
+    def __init__(self):
+        self.sent = []
+
+    def submit(self, legs, now_ms):
+        self.sent.extend(legs)
+        return []
+
+    def free_balances(self, exchange):
+        return {}
+
+    def active_orders(self):
+        return 0
+
+
+def test_an_order_that_cannot_be_journaled_is_not_sent_and_the_session_stops(tmp_path):
+    from arb.pipeline import OrderPipeline
+
+    journal = open_journal(tmp_path, mode="live_readonly")
+    reasons, stops = [], []
     journal.on_failure = reasons.append
+    bus = EventBus()
+    bus.subscribe(journal)
+    bus.subscribe(lambda e: stops.append(e.data) if e.kind == "session_stop" else None)
+    gateway = CountingGateway()
+    pipeline = OrderPipeline(mode="paper", gateway=gateway, chain=None, rules={}, local_quote="KRW", events=bus,
+                             equity=lambda exchange: 0.0, daily_pnl=lambda: 0.0)
+    pipeline.recorders.append(journal.record_intents)
     try:
         journal._sync.execute("PRAGMA query_only = ON")  # every write now fails
-        bus = EventBus()
-        bus.subscribe(journal)
-        bus.publish("orders_submitting", NOW, plan=plan(), legs=plan().legs)  # the bus isolates the error
+        assert pipeline.execute(plan(), NOW) is None
+        assert gateway.sent == []  # fail closed: not one leg left
         assert len(reasons) == 1 and "journal cannot record orders" in reasons[0]
+        assert pipeline.stop_reason and "nothing was sent" in pipeline.stop_reason
+        assert [s["rule"] for s in stops] == ["journal"]
+        # Once writable again the pipeline would send: the refusal came from the journal alone.
+        journal._sync.execute("PRAGMA query_only = OFF")
+        pipeline.execute(plan(legs=("c3", "c4")), NOW)
+        assert [leg.client_order_id for leg in gateway.sent] == ["c3", "c4"]
     finally:
         journal._sync.execute("PRAGMA query_only = OFF")
         journal.close()
