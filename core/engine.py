@@ -300,6 +300,12 @@ class Engine:
     def exposure_detail(self) -> str:
         return "; ".join(e.describe() for e in self.exposures)
 
+    @property
+    def entries_blocked(self) -> bool:
+        """True while an exposure or an exchange ban blocks new trades, even
+        when ``entries_halted`` shows a reason the session set instead."""
+        return self._entries_blocked
+
     # --- valuations the guards judge -------------------------------------------------
 
     def fx_rate(self) -> float:
@@ -355,6 +361,12 @@ class Engine:
     def unrealized_pnl(self) -> float:
         self._fresh_valuations()
         return self._unrealized
+
+    def unrealized_pnl_uncached(self) -> float:
+        """:meth:`unrealized_pnl` priced afresh without touching the valuation
+        cache, for readers on other threads (the metrics scrape): a write from
+        there would race the guard checks that read the cache."""
+        return self._compute_unrealized()
 
     def _compute_unrealized(self) -> float:
         if not self.portfolio.open_trades and not self.exposures:

@@ -39,7 +39,22 @@ class BookStream(Protocol):
     def stop(self) -> None: ...
 
 
+class RateLimitView(Protocol):
+    """The read-only face of a client's rate limiter that /metrics shows."""
+
+    def headroom(self) -> dict[str, dict[str, float]]:
+        """Per bucket (a request group, a weight or order window): ``used`` in
+        the current window, its ``limit``, and what is ``remaining`` now."""
+
+    def banned_for_s(self) -> float:
+        """Seconds an HTTP 418 ban still lasts (0 when there is none)."""
+
+
 class ExchangeClient(Protocol):
+    """Optional, and so not a member here: a ``limiter`` attribute or property
+    giving a :class:`RateLimitView`.  /metrics shows its headroom; a client
+    without one still trades, its exchange just shows no rate-limit figures."""
+
     name: str
 
     def market_rules(self, symbols: Sequence[str]) -> dict[str, MarketRules]:

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
 from arb.book import OrderBook
@@ -170,6 +171,12 @@ class LiveGateway:
     def active_orders(self) -> int:
         with self._lock:
             return len(self._active)
+
+    @property
+    def clients(self) -> Mapping[str, ExchangeClient]:
+        """The exchange clients by exchange name, read-only: the session keeps
+        no list of its own, and /metrics reads their rate-limit headroom."""
+        return MappingProxyType(self._clients)
 
     @property
     def halted(self) -> str | None:

@@ -98,6 +98,12 @@ class BinanceClient:
         return retry_idempotent(call, sleep=self._sleep)
 
     @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter every request of this client waits on; /metrics
+        shows its ``headroom()`` and ``banned_for_s()``."""
+        return self._transport.limiter
+
+    @property
     def clock_offset_ms(self) -> float | None:
         """The measured offset of Binance's clock from ours (None before the first sync)."""
         return self._transport.clock.offset_ms

@@ -59,6 +59,8 @@ class UpbitClient:
         self.timeout_s = timeout_s
         self.fallback_fee = fallback_fee
         self.stream_depth = stream_depth
+        #: Every request of this client (book snapshots included) waits on it;
+        #: /metrics shows its ``headroom()`` and ``banned_for_s()``.
         self.limiter = limiter or RateLimiter(EXCHANGE)
         self._rest = RestSession(EXCHANGE, rest_url, timeout_s)
         self._transport = UpbitTransport(self._rest, self.limiter, credentials)
