@@ -1,7 +1,7 @@
 """Delivering alerts: one worker thread and one bounded queue per channel,
 and secrets kept out of every log line on the way.
 
-:class:`arb.notify.AlertRouter` owns the channels; nothing here knows what an
+:class:`arb.notify_router.AlertRouter` owns the channels; nothing here knows what an
 alert means.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from arb.notify import Alert
+    from arb.notify_alert import Alert
     from arb.specs import Notifier
 
 log = logging.getLogger("arb.notify")
