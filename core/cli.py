@@ -1,6 +1,7 @@
 """The ``arb`` command: thin wrappers that hand off to the core and report.
 
-Exit codes: 0 normal end, 1 unexpected error, 2 bad config or usage,
+Exit codes: 0 normal end, 1 unexpected error or a live session that may not
+start (start-up reconciliation left an order unknown), 2 bad config or usage,
 3 session stopped by a guard (``check-order``: order vetoed).
 """
 
@@ -184,6 +185,7 @@ def run(
 
 def _run_session(cfg, fmt: str, max_runtime_seconds: float | None, summary_json: Path | None) -> None:
     from arb.session import SessionError, build_session
+    from arb.startup import StartupRefused
     from arb.summary import session_summary
 
     if summary_json is not None:
@@ -200,6 +202,8 @@ def _run_session(cfg, fmt: str, max_runtime_seconds: float | None, summary_json:
     try:
         try:
             _run_with_display(session, max_runtime_seconds, show_panel=out.is_terminal and fmt != "json")
+        except StartupRefused as exc:
+            raise _fail(str(exc), EXIT_ERROR) from None
         except Exception as exc:  # keep the traceback out of the user's face, but not out of the log
             logging.getLogger("arb").debug("session failed", exc_info=True)
             raise _fail(f"session failed: {type(exc).__name__}: {exc} (--log-level DEBUG shows details)",

@@ -1,5 +1,6 @@
 """``arb journal``: what the journal holds, for people (tables) and scripts (``--json``),
-and ``clear-stop``, the operator's explicit, journaled way past a daily-loss stop."""
+and the operator's explicit, journaled commands: ``clear-stop`` (past a
+daily-loss stop) and ``clear-exposure`` (an unhedged position flattened by hand)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-journal_app = typer.Typer(no_args_is_help=True, help="Show the journal: sessions, trades, guard blocks, stops; "
-                                                     "clear a daily-loss stop.")
+journal_app = typer.Typer(no_args_is_help=True, help="Show the journal: sessions, trades, guard blocks, stops, "
+                                                     "the live position; clear a daily-loss stop or an exposure.")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Read journal.path from this config.",
                                                    show_default=False)]
@@ -158,16 +159,29 @@ def stops(config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = Fal
                               if r["clock"] == "wall" else "(simulated clock: never carried over)")})
 
 
-@journal_app.command("clear-stop")
+@journal_app.command()
 @_guarded
-def clear_stop(
-    reason: Annotated[str, typer.Option(help="Why trading may resume today; journaled with your user name.",
-                                        show_default=False)],
-    config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """Lift the daily-loss stops in force, so the next session may open trades today."""
+def exposure(config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = False) -> None:
+    """The live position our live_trading orders left, per asset and exchange; an asset whose
+    total is not zero is unhedged, and no session opens trades until it is cleared."""
+    from arb.journal_queries import live_positions, net_positions
+
+    rows = _query(config, path, live_positions)
+    net = net_positions(rows)
+    if as_json:
+        typer.echo(json.dumps({"positions": rows, "net": net}, indent=2, sort_keys=True))
+        return
+    _show(rows, False, "arb live position (base asset: + bought, - sold)", {
+        "asset": _s("asset"), "where": _s("exchange"), "quantity": _f("quantity", "{:+.8g}"),
+        "orders/adjustments": _s("orders")})
+    for asset, qty in sorted(net.items()):
+        typer.echo(f"{asset}: net {qty:+.8g}" + ("" if abs(qty) < 1e-12 else "  UNHEDGED"))
+
+
+def _operator_command(reason: str, config: Path | None, path: Path | None, act: Callable[[Path, str, str], Any],
+                      what: Callable[[Any], str]) -> tuple[Any, str]:
+    """Run one journaled operator command; returns its result and the operator's name."""
     from arb.cli import _fail
-    from arb.journal import clear_stops
     from arb.journal_schema import JournalError
 
     if not reason.strip():
@@ -178,16 +192,55 @@ def clear_stop(
     except Exception:  # no user name in this environment
         operator = "unknown"
     try:
-        cleared = clear_stops(file, reason.strip(), operator)
+        result = act(file, reason.strip(), operator)
     except JournalError as exc:
         raise _fail(str(exc)) from None
     from arb.logs import setup_logging
     restore = setup_logging("INFO", "text")
     try:
-        logging.getLogger("arb.journal").warning("[ARB_JOURNAL] operator %s cleared %d session stop(s) in %s: %s",
-                                                 operator, len(cleared), file, reason.strip())
+        logging.getLogger("arb.journal").warning("[ARB_JOURNAL] operator %s %s in %s: %s",
+                                                 operator, what(result), file, reason.strip())
     finally:
         restore()
+    return result, operator
+
+
+@journal_app.command("clear-exposure")
+@_guarded
+def clear_exposure(
+    reason: Annotated[str, typer.Option(help="What was done to flatten it; journaled with your user name.",
+                                        show_default=False)],
+    asset: Annotated[Optional[list[str]], typer.Option(help="Only this asset (repeatable); default: all.",
+                                                       show_default=False)] = None,
+    config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Say an unhedged live position was flattened by hand, so sessions may open trades again."""
+    from arb.journal_operator import clear_exposure as clear
+
+    assets = [a.strip().upper() for a in asset] if asset else None
+    cleared, operator = _operator_command(reason, config, path, lambda f, r, o: clear(f, r, o, assets),
+                                          lambda c: f"cleared the unhedged position of {len(c)} asset(s)")
+    if as_json:
+        typer.echo(json.dumps({"cleared": cleared, "operator": operator, "reason": reason.strip()}, indent=2))
+    elif cleared:
+        for name, qty in sorted(cleared.items()):
+            typer.echo(f"cleared {name} {qty:+.8g} (recorded as an adjustment of {-qty:+.8g})")
+    else:
+        typer.echo("no unhedged position was on record; the command is journaled all the same")
+
+
+@journal_app.command("clear-stop")
+@_guarded
+def clear_stop(
+    reason: Annotated[str, typer.Option(help="Why trading may resume today; journaled with your user name.",
+                                        show_default=False)],
+    config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Lift the daily-loss stops in force, so the next session may open trades today."""
+    from arb.journal_operator import clear_stops
+
+    cleared, operator = _operator_command(reason, config, path, clear_stops,
+                                          lambda c: f"cleared {len(c)} session stop(s)")
     if as_json:
         typer.echo(json.dumps({"cleared": cleared, "operator": operator, "reason": reason.strip()}, indent=2))
     elif cleared:

@@ -45,13 +45,22 @@ def summary_renderable(summary: dict[str, Any]) -> Group:
         ("avg loop time", f"{summary['avg_loop_ms'] * 1000:.1f} µs"),
         ("exit reason", summary["exit_reason"] + (f" ({summary['stop_reason']})" if summary["stop_reason"] else "")),
     ]
+    if summary.get("daily_pnl_carried"):
+        rows.append(("earlier today (carried)", f"{summary['daily_pnl_carried']:+.4f} counts toward max_daily_loss"))
+    reconciled = summary.get("reconciliation")
+    if reconciled and (reconciled["counts"] or reconciled["unknown"]):
+        counts = ", ".join(f"{n} {action}" for action, n in sorted(reconciled["counts"].items()))
+        rows.append(("start-up reconciliation", counts + (f"; {len(reconciled['unknown'])} UNKNOWN"
+                                                           if reconciled["unknown"] else "")))
+    if summary.get("entries_refused"):
+        rows.append(("new trades refused", summary["entries_refused"]))
     if summary["shadow_trades"]:
         rows.append(("shadow trades", str(summary["shadow_trades"])))
     if summary["exposure"]:
         held = "; ".join(f"{asset} " + ", ".join(f"{ex} {qty:+g}" for ex, qty in by_exchange.items())
                          for asset, by_exchange in summary["exposure"].items())
         rows.append(("UNHEDGED EXPOSURE", f"{held} ({summary['exposure_detail']})"))
-    elif summary.get("entries_halted"):
+    elif summary.get("entries_halted") and summary["entries_halted"] not in summary.get("entries_refused", ""):
         rows.append(("new trades halted", summary["entries_halted"]))
     if summary.get("stuck_trades"):
         rows.append(("trades not closed automatically", ", ".join(map(str, summary["stuck_trades"]))))

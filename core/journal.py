@@ -17,7 +17,6 @@ after each event the running total is compared with the last one seen.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -30,10 +29,11 @@ from typing import Any, Callable, Sequence
 
 from arb.config import JournalSettings
 from arb.events import Event
+from arb import journal_queries as queries
 from arb.journal_queries import day_window, stops_in_force, today_realized_pnl
 from arb.journal_rows import RowWriter
 from arb.journal_schema import JournalError, migrate
-from arb.models import Order, OrderIntent
+from arb.models import Order, OrderIntent, OrderStatus, Side
 from arb.portfolio import trading_day
 
 log = logging.getLogger("arb.journal")
@@ -166,6 +166,31 @@ class Journal:
             raise JournalError(f"journal {self.path} cannot be read: {exc}") from None
         return CarryOver(trading_day(at_ms, self.day_start_ms), pnl, stops, end)
 
+    def _read(self, query: Callable[[sqlite3.Connection], Any]) -> Any:
+        try:
+            with self._db_lock:
+                return query(self._sync)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path} cannot be read: {exc}") from None
+
+    def unsettled_intents(self, unknown_prefix: str) -> list[tuple[str, OrderIntent]]:
+        """``(session id, intent)`` of every live order no session saw final."""
+        final = tuple(s.value for s in OrderStatus if s.is_final)
+        rows = self._read(lambda conn: queries.unsettled_intents(conn, final, unknown_prefix))
+        return [(row["session_id"], _intent(row)) for row in rows]
+
+    def live_intent(self, client_order_id: str) -> tuple[str, OrderIntent] | None:
+        row = self._read(lambda conn: queries.live_intent(conn, client_order_id))
+        return None if row is None else (row["session_id"], _intent(row))
+
+    def live_positions(self) -> list[dict[str, Any]]:
+        return self._read(queries.live_positions)
+
+    def other_sessions_running(self) -> list[dict[str, Any]]:
+        """Earlier sessions of this mode with no end recorded (crashed, or running now)."""
+        rows = self._read(lambda conn: queries.running_sessions(conn, self.mode))
+        return [row for row in rows if row["id"] != self.session_id]
+
     # --- written before anything leaves ------------------------------------------------
 
     def start_session(self, config_source: str, carried_pnl: float, entries_refused: str) -> None:
@@ -174,6 +199,17 @@ class Journal:
                      "entries_refused, pid, arb_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [(self.session_id, self.mode, self.clock, config_source, now_ms(), carried_pnl,
                        entries_refused or None, os.getpid(), __version__)])
+
+    def adopt(self, intent: OrderIntent, asset: str) -> None:
+        """An order of ours an exchange holds and the journal never saw (its
+        journal was lost or moved): on record before anything is done to it."""
+        self._commit("INSERT OR IGNORE INTO order_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(intent.client_order_id, self.session_id, now_ms(), "adopted", asset, None, intent.exchange,
+                       intent.symbol, intent.side.value, intent.order_type, intent.quantity, intent.limit_price,
+                       intent.expected_price)])
+
+    def note_entries_refused(self, reason: str) -> None:
+        self._commit("UPDATE sessions SET entries_refused = ? WHERE id = ?", [(reason, self.session_id)])
 
     def record_intents(self, plan: Any, legs: Sequence[OrderIntent], ts_ms: float) -> None:
         """For ``OrderPipeline.recorders``: raises if the intents are not on disk."""
@@ -200,6 +236,8 @@ class Journal:
         """``sql`` (an INSERT ending in one ``VALUES (...)``) for all ``rows``
         as one statement: in autocommit mode that is one atomic transaction
         and one trip into SQLite (each trip hands the GIL to other threads)."""
+        if not rows:
+            return
         if len(rows) > 1:
             values = sql[sql.rindex("VALUES") + 6:]
             sql += "," + ",".join([values] * (len(rows) - 1))
@@ -344,29 +382,6 @@ def _order_state(order: Order) -> tuple:
             intent.limit_price, tuple(order.fills), order.reason)
 
 
-def clear_stops(path: Path, reason: str, operator: str) -> list[dict[str, Any]]:
-    """The operator's explicit command: every uncleared session stop is cleared,
-    and the command is journaled with its reason.  Returns the stops cleared."""
-    conn = connect(path, create=False)
-    try:
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute("SELECT id, session_id, ts_ms, trading_day, mode, rule, reason FROM session_stops "
-                               "WHERE cleared_ms IS NULL ORDER BY id")
-            names = [d[0] for d in cur.description]
-            stops = [dict(zip(names, row)) for row in cur.fetchall()]
-            at = now_ms()
-            conn.executemany("UPDATE session_stops SET cleared_ms = ?, cleared_by = ?, cleared_reason = ? "
-                             "WHERE id = ?", [(at, operator, reason, s["id"]) for s in stops])
-            conn.execute("INSERT INTO operator_actions (ts_ms, action, operator, reason, detail) VALUES (?, ?, ?, ?, ?)",
-                         (at, "clear_stop", operator, reason, json.dumps({"cleared": [s["id"] for s in stops]})))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise JournalError(f"journal {path}: {exc}") from None
-    finally:
-        conn.close()
-    return stops
+def _intent(row: dict[str, Any]) -> OrderIntent:
+    return OrderIntent(row["exchange"], row["symbol"], Side(row["side"]), row["quantity"], row["limit_price"],
+                       row["expected_price"], row["client_order_id"], row["order_type"])

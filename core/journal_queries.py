@@ -39,6 +39,69 @@ def stops_in_force(conn: sqlite3.Connection, mode: str, start_ms: float, end_ms:
         f"AND rule IN ({marks}) ORDER BY ts_ms", (mode, start_ms, end_ms, *rules)))
 
 
+# --- what live_trading sessions left behind at the exchanges ------------------------------
+#
+# Only live_trading orders ever reached an exchange: paper fills are fiction
+# and live_readonly sends nothing.
+
+_LAST_STATE = ("(SELECT s.{col} FROM order_states s WHERE s.client_order_id = i.client_order_id "
+               "ORDER BY s.id DESC LIMIT 1)")
+_INTENT_COLUMNS = ("i.client_order_id, i.session_id, i.asset, i.exchange, i.symbol, i.side, i.order_type, "
+                   "i.quantity, i.limit_price, i.expected_price")
+
+
+def unsettled_intents(conn: sqlite3.Connection, final: Sequence[str], unknown_prefix: str) -> list[dict[str, Any]]:
+    """Live orders the journal cannot call final: never answered (the
+    process died, or the answer was lost) or last seen open."""
+    rows = _rows(conn.execute(
+        f"SELECT {_INTENT_COLUMNS}, {_LAST_STATE.format(col='status')} AS status, "
+        f"{_LAST_STATE.format(col='reason')} AS reason "
+        "FROM order_intents i JOIN sessions se ON se.id = i.session_id WHERE se.mode = 'live_trading' "
+        "ORDER BY i.ts_ms"))
+    return [r for r in rows if r["status"] not in final
+            or (r["status"] == "rejected" and (r["reason"] or "").startswith(unknown_prefix))]
+
+
+def live_intent(conn: sqlite3.Connection, client_order_id: str) -> dict[str, Any] | None:
+    rows = _rows(conn.execute(
+        f"SELECT {_INTENT_COLUMNS} FROM order_intents i JOIN sessions se ON se.id = i.session_id "
+        "WHERE se.mode = 'live_trading' AND i.client_order_id = ?", (client_order_id,)))
+    return rows[0] if rows else None
+
+
+def live_positions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per asset and exchange, the base quantity our live orders bought minus
+    what they sold (each order's last journaled fill total), since the first
+    session; with the operator's adjustments per asset.
+
+    A hedged trade moves the two exchanges in opposite directions, so an
+    asset's total across exchanges is the unhedged position."""
+    moved = _rows(conn.execute(
+        "SELECT i.asset, i.exchange, SUM(CASE WHEN i.side = 'buy' THEN s.filled_qty ELSE -s.filled_qty END) "
+        "AS quantity, COUNT(*) AS orders FROM order_intents i JOIN sessions se ON se.id = i.session_id "
+        "JOIN order_states s ON s.id = (SELECT MAX(l.id) FROM order_states l "
+        "WHERE l.client_order_id = i.client_order_id) "
+        "WHERE se.mode = 'live_trading' AND s.filled_qty != 0 GROUP BY i.asset, i.exchange ORDER BY 1, 2"))
+    adjusted = _rows(conn.execute(
+        "SELECT asset, 'operator' AS exchange, SUM(quantity) AS quantity, COUNT(*) AS orders "
+        "FROM position_adjustments WHERE mode = 'live_trading' GROUP BY asset ORDER BY 1"))
+    return moved + adjusted
+
+
+def net_positions(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """``live_positions`` summed per asset: what is unhedged."""
+    net: dict[str, float] = {}
+    for row in rows:
+        net[row["asset"]] = net.get(row["asset"], 0.0) + float(row["quantity"] or 0.0)
+    return net
+
+
+def running_sessions(conn: sqlite3.Connection, mode: str) -> list[dict[str, Any]]:
+    """Sessions of ``mode`` with no end recorded: crashed, or still running."""
+    return _rows(conn.execute(
+        "SELECT id, pid, started_ms FROM sessions WHERE mode = ? AND ended_ms IS NULL", (mode,)))
+
+
 # --- for people and scripts (`arb journal ...`), newest first ------------------------------
 
 

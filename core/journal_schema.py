@@ -88,6 +88,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, ts_ms REAL NOT NULL, kind TEXT NOT NULL,
             detail TEXT)""",
     )),
+    Migration(2, "operator adjustments of the live position", (
+        # What an operator declared flat by hand (`arb journal clear-exposure`):
+        # the live position of an asset is the sum of what our orders moved
+        # plus these, so an unhedged leg stays on record across sessions
+        # until a person says it is dealt with.
+        """CREATE TABLE position_adjustments (
+            id INTEGER PRIMARY KEY, ts_ms REAL NOT NULL, mode TEXT NOT NULL, asset TEXT NOT NULL,
+            quantity REAL NOT NULL, operator TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT)""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -80,6 +80,12 @@ class Session:
     #: Why this session opens no trades from its start (a daily-loss stop in force), or "".
     entries_refused: str = ""
     refusal_ends_ms: float = math.inf
+    #: Live modes: the exchange clients, what start-up reconciliation settled,
+    #: and the unhedged position earlier sessions left (asset -> base quantity).
+    clients: dict[str, Any] = field(default_factory=dict)
+    reconciliation: Any = None
+    inherited_exposure: dict[str, float] = field(default_factory=dict)
+    exposure_refusal: str = ""
     _journal_closed: bool = False
 
     @property
@@ -102,6 +108,9 @@ class Session:
         refusal_ends = self.refusal_ends_ms
         next_sample = -math.inf
         try:
+            if self.mode in LIVE_MODES and self.journal is not None:
+                from arb.startup import settle_start
+                settle_start(self)  # before the first book, so before any order
             for book in self.source.events():
                 if book is not None:
                     engine.on_book(book)
@@ -245,7 +254,8 @@ def build_session(config: Config, registry: PluginRegistry, mode: str | None = N
                              equity=engine.equity, daily_pnl=engine.daily_pnl,
                              dry_run_scale=config.limits.dry_run_scale)
     engine.attach(pipeline)
-    session = Session(config, mode, engine, pipeline, chain, source, request, events, activity, session_id)
+    session = Session(config, mode, engine, pipeline, chain, source, request, events, activity, session_id,
+                      clients=clients)
     if journal_file is not None:
         try:
             _attach_journal(session, journal_file)
