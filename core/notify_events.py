@@ -32,6 +32,8 @@ class EventAlerts:
             "exposure_flat": self._on_exposure_flat,
             "exchange_banned": self._on_exchange_banned,
             "orders_done": self._on_orders_done,
+            "reconciled": self._on_reconciled,
+            "inherited_exposure": self._on_inherited_exposure,
         }
 
     def wants(self, kind: str) -> bool:
@@ -120,6 +122,25 @@ class EventAlerts:
         self._exposed.discard(asset)
         return self.alert("exposure_flat", "info", f"exposure in {asset} is flat again",
                           str(event.data.get("detail", "")), {"asset": asset}, key=asset)
+
+    def _on_reconciled(self, event: Event) -> Alert:
+        counts = dict(event.data.get("counts") or {})
+        unknown = list(event.data.get("unknown") or ())
+        done = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing settled"
+        text = f"earlier sessions' orders at start-up: {done}"
+        if unknown:
+            text += f"; {len(unknown)} could not be settled: {'; '.join(unknown)}"
+        fields = {**{f"orders_{action.replace(' ', '_')}": n for action, n in counts.items()},
+                  "adopted": event.data.get("adopted", 0), "unknown": len(unknown)}
+        return self.alert("reconciled", "critical" if unknown else "warning",
+                          "start-up reconciliation " + ("left orders unknown" if unknown else "settled leftovers"),
+                          text, fields, key="reconcile")
+
+    def _on_inherited_exposure(self, event: Event) -> Alert:
+        detail = str(event.data.get("detail", ""))
+        net = dict(event.data.get("net") or {})
+        return self.alert("inherited_exposure", "critical", "unhedged position from earlier sessions: no new trades",
+                          detail, {f"net_{asset}": qty for asset, qty in net.items()}, key=",".join(sorted(net)))
 
     def _on_exchange_banned(self, event: Event) -> Alert:
         detail = str(event.data.get("detail", ""))

@@ -82,6 +82,7 @@ def _pick_up_exposure(session: Any, markets: list) -> None:
     text = (f"unhedged position left by earlier live_trading sessions: {detail}. No new trade opens until it is "
             "flat: flatten it on the exchange, then run `arb journal clear-exposure --reason ...`")
     session.exposure_refusal = text
+    session.events.publish("inherited_exposure", now_ms(), net=unhedged, detail=text)
     engine = session.engine
     engine.entries_halted = text
     if session.mode == "live_trading":

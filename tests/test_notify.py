@@ -546,6 +546,27 @@ def test_session_events_exposure_and_bans_become_alerts():
     router.close(WAIT_S)
 
 
+def test_what_start_up_found_becomes_alerts():
+    router, sink, bus, clock = routed()
+    bus.publish("reconciled", 0.0, counts={"cancelled": 1, "recorded": 2}, adopted=1, unknown=[], settled=[])
+    bus.publish("inherited_exposure", 0.0, net={"BTC": -0.0002}, detail="unhedged position left by earlier ...")
+    # Only an operator clears an inherited position: the session's own all-clear is not about it.
+    bus.publish("exposure_flat", 1.0, asset="BTC", detail="flat")
+    alerts = delivered(router, sink)
+    assert [(a.kind, a.severity) for a in alerts] == [("reconciled", "warning"), ("inherited_exposure", "critical")]
+    assert alerts[0].text == "earlier sessions' orders at start-up: 1 cancelled, 2 recorded"
+    assert alerts[0].fields == {"orders_cancelled": 1, "orders_recorded": 2, "adopted": 1, "unknown": 0}
+    assert alerts[1].fields == {"net_BTC": -0.0002}
+    router.close(WAIT_S)
+
+    router, sink, bus, clock = routed()
+    bus.publish("reconciled", 0.0, counts={}, adopted=0, unknown=["binance BTCUSDT arbc0ffee01-1: HTTP 503"],
+                settled=[])
+    [alert] = delivered(router, sink)
+    assert alert.severity == "critical" and "arbc0ffee01-1" in alert.text
+    router.close(WAIT_S)
+
+
 def test_a_session_ending_with_exposure_is_critical():
     router, sink, bus, clock = routed()
     router.session_ended({"session_id": "s2", "exit_reason": "session_stop", "exposure": "unhedged open of BTC"})
