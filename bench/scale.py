@@ -5,12 +5,16 @@ is not the bot's), then replayed at their real pace: every 100 ms a fresh
 snapshot of every market, stamped with the wall clock, goes through the
 paper session's engine.  CPU share is process CPU time over wall time,
 memory the peak resident set.  Target ≤ 25 % of one core and ≤ 200 MB.
+The journal is on, as in a real session, in a temporary folder: a
+benchmark must not write into the user's own journal.
 """
 
 from __future__ import annotations
 
 import itertools
 import resource
+import shutil
+import tempfile
 import time
 
 from arb.config import parse_config
@@ -30,12 +34,22 @@ def _assets(n: int) -> list[str]:
 
 def run(pairs: int = 200, seconds: float = 20.0, distinct_steps: int = 50) -> dict:
     assets = _assets(pairs)
+    folder = tempfile.mkdtemp(prefix="arb-bench-journal-")
+    try:
+        return _measure(assets, folder, seconds, distinct_steps)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure(assets: list[str], folder: str, seconds: float, distinct_steps: int) -> dict:
+    pairs = len(assets)
     config = parse_config(
         "mode: paper\n"
         f"pairs: [{', '.join('{asset: %s}' % a for a in assets)}]\n"
         f"market: {{source: simulator, simulator: {{scenario: cycle, seed: 3, realtime: false, "
         f"duration_s: {distinct_steps * STEP_S}, updates_per_second: {1 / STEP_S}}}}}\n"
-        "paper: {run_guards: true, balances: {upbit: {KRW: 100000000}, binance: {USDT: 100000}}}\n")
+        "paper: {run_guards: true, balances: {upbit: {KRW: 100000000}, binance: {USDT: 100000}}}\n"
+        f"journal: {{path: {folder}/journal.sqlite}}\n")
     session = build_session(config, load_registry())
     markets = 1 + 2 * pairs
     books = [b for b in session.source.events() if b is not None]
@@ -56,6 +70,7 @@ def run(pairs: int = 200, seconds: float = 20.0, distinct_steps: int = 50) -> di
             engine.on_book(book)
         next_step += STEP_S
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    session.close("benchmark done")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures = {"pairs": pairs, "seconds": round(wall, 2), "updates": engine.updates,
                "updates_per_s": round(engine.updates / wall), "cpu_share": round(cpu / wall, 3),
