@@ -175,7 +175,7 @@ def exposure(config: ConfigOpt = None, path: PathOpt = None, as_json: JsonOpt = 
         "asset": _s("asset"), "where": _s("exchange"), "quantity": _f("quantity", "{:+.8g}"),
         "orders/adjustments": _s("orders")})
     for asset, qty in sorted(net.items()):
-        typer.echo(f"{asset}: net {qty:+.8g}" + ("" if abs(qty) < 1e-12 else "  UNHEDGED"))
+        typer.echo(f"{asset}: flat" if abs(qty) < 1e-12 else f"{asset}: net {qty:+.8g}  UNHEDGED")
 
 
 def _operator_command(reason: str, config: Path | None, path: Path | None, act: Callable[[Path, str, str], Any],
