@@ -47,7 +47,45 @@ def preflight(config: Config, registry: PluginRegistry, mode: str | None = None,
         items += _environment(config, registry, env)
     else:
         items.append(Item("API keys in environment", SKIP, "paper mode needs no keys"))
+    if live:
+        items.append(_journal_leftovers(config))
     return items
+
+
+def _journal_leftovers(config: Config) -> Item:
+    """What earlier live_trading sessions left that the next one must deal with
+    first (read-only: validating never changes the journal)."""
+    from arb.journal import connect, journal_path
+    from arb.journal_queries import live_positions, net_positions, unsettled_intents
+    from arb.journal_schema import JournalError
+    from arb.legrisk import OUTCOME_UNKNOWN
+    from arb.models import OrderStatus
+
+    name = "earlier live sessions"
+    if not config.journal.enabled:
+        return Item(name, FAIL, "journal.enabled is false: live_trading needs the journal")
+    path = journal_path(config.journal)
+    if not path.exists():
+        return Item(name, PASS, f"no journal at {path} yet: nothing carried over")
+    try:
+        conn = connect(path, create=False)
+    except JournalError as exc:
+        return Item(name, FAIL, str(exc))
+    try:
+        final = tuple(s.value for s in OrderStatus if s.is_final)
+        unsettled = unsettled_intents(conn, final, OUTCOME_UNKNOWN)
+        net = {a: q for a, q in net_positions(live_positions(conn)).items() if abs(q) > 1e-12}
+    finally:
+        conn.close()
+    notes = []
+    if unsettled:
+        notes.append(f"{len(unsettled)} order(s) without a final state will be reconciled with the exchanges "
+                     "before the first order")
+    if net:
+        held = ", ".join(f"{asset} {qty:+g}" for asset, qty in sorted(net.items()))
+        notes.append(f"unhedged position {held}: no trade opens until it is flattened and "
+                     "`arb journal clear-exposure` says so")
+    return Item(name, WARN if notes else PASS, "; ".join(notes) or f"{path}: nothing unsettled, no unhedged position")
 
 
 def unknown_guard_rules(config: Config, registry: PluginRegistry) -> list[str]:

@@ -197,3 +197,36 @@ def test_an_unexpected_error_is_exit_1_with_one_line_and_no_traceback(monkeypatc
     assert isinstance(result.exception, SystemExit)
     assert "unexpected error: RuntimeError: simulated bug" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_checklist_tells_what_earlier_live_sessions_left(tmp_path):
+    """Read-only: the journal is not changed by validating."""
+    import time
+    from types import SimpleNamespace
+
+    from arb.journal import Journal
+    from arb.models import Fill, Order, OrderIntent, OrderStatus, Side
+
+    config = trading_config(tmp_path, enabled=True, allowed_symbols=["KRW-BTC", "BTCUSDT"], dry_run_scale=1.0)
+    journal = tmp_path / "journal.sqlite"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["journal"] = {"path": str(journal)}
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert items(validate(str(config), env=FAKE_KEYS).stdout)["earlier live sessions"][0] == "PASS"
+
+    earlier = Journal(journal, session_id="c0ffee02", mode="live_trading", clock="wall", durable=False)
+    sold = OrderIntent("upbit", "KRW-BTC", Side.SELL, 0.0002, 1.0, 1.0, "arbc0ffee02-1")
+    lost = OrderIntent("binance", "BTCUSDT", Side.BUY, 0.0002, 1.0, 1.0, "arbc0ffee02-2")
+    earlier.start_session("c.yaml", 0.0, "")
+    earlier.record_intents(SimpleNamespace(kind="open", asset="BTC", trade_id=1), [sold, lost], time.time() * 1000)
+    earlier.order_update(Order(sold, "1", OrderStatus.FILLED, [Fill(0.0002, 1.0, 0.0, 0.0)]))
+    earlier.close()
+    before = journal.read_bytes()
+
+    result = validate(str(config), env=FAKE_KEYS)
+    assert result.exit_code == 0, result.output  # a warning, not a failure: the session deals with it
+    line = next(l for l in result.stdout.splitlines() if "earlier live sessions" in l)
+    assert line.startswith("WARN")
+    assert "1 order(s) without a final state will be reconciled" in line
+    assert "unhedged position BTC -0.0002" in line
+    assert journal.read_bytes() == before
