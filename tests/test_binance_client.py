@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterator
 
 import pytest
 
@@ -25,6 +24,8 @@ from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceE
 from arb_binance.errors import error_for
 from arb_binance.ratelimit import RateLimiter
 from arb_binance.rules import usdt_market_rules
+
+from emulated import binance_client, binance_emulator, binance_make_client  # noqa: F401 (fixtures)
 
 ORDER = "/api/v3/order"
 
@@ -49,44 +50,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def emulator() -> Iterator[BinanceEmulator]:
-    emu = BinanceEmulator(balances={"USDT": "100000", "BTC": "1", "XRP": "10000"})
-    emu.start()
-    emu.set_book("BTCUSDT", [(50000.00, 0.5), (49990.00, 1.0)], [(50010.00, 0.2), (50020.00, 0.3)])
-    emu.set_book("XRPUSDT", [(0.5000, 10000)], [(0.5001, 10000)])
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def make_client(emulator):
-    clients: list[BinanceClient] = []
-
-    def make(keys: bool = True, emu: BinanceEmulator | None = None, **kw) -> BinanceClient:
-        emu = emu or emulator
-        kw.setdefault("timeout_s", 2.0)
-        kw.setdefault("sleep", lambda s: None)   # lookups and retries back off instantly
-        if keys:
-            kw.setdefault("api_key", EMULATOR_API_KEY)
-            kw.setdefault("secret_key", EMULATOR_SECRET_KEY)
-        client = BinanceClient(emu.rest_url, emu.ws_url, **kw)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client) -> BinanceClient:
-    return make_client()
-
-
 def intent(qty: float, price: float, side: Side = Side.BUY, cid: str = "arb-test-1",
-           symbol: str = "BTCUSDT") -> OrderIntent:
-    return OrderIntent("binance", symbol, side, qty, price, price, cid)
+           symbol: str = "BTCUSDT", order_type: str = "limit") -> OrderIntent:
+    return OrderIntent("binance", symbol, side, qty, price, price, cid, order_type)
 
 
 # --- market data ----------------------------------------------------------------------
@@ -266,16 +232,18 @@ def test_key_warnings(make_client, emulator):
 # --- an order is never sent twice -----------------------------------------------------
 
 
+@pytest.mark.parametrize("order_type", ["limit", "market"])
 @pytest.mark.parametrize("fault", ["timeout", "drop", "malformed"])
-def test_unclear_answer_is_settled_by_lookup_not_resend(make_client, emulator, fault):
+def test_unclear_answer_is_settled_by_lookup_not_resend(make_client, emulator, fault, order_type):
     client = make_client(timeout_s=0.3)
     client.market_rules(["BTCUSDT"])
     emulator.inject(Fault("POST", ORDER, fault, delay_s=1.0))
-    order = client.place_order(intent(0.1, 50010.0, cid=f"once-{fault}"))
+    order = client.place_order(intent(0.1, 50010.0, cid=f"once-{fault}", order_type=order_type))
     assert order.status is OrderStatus.FILLED and order.filled_qty == pytest.approx(0.1)
+    assert order.intent.order_type == order_type and order.intent.client_order_id == f"once-{fault}"
     assert len(emulator.requests_to("POST", ORDER)) == 1
     assert len(emulator.orders_with_client_id(f"once-{fault}")) == 1
-    assert emulator.requests_to("GET", ORDER), "it was looked up"
+    assert f"origClientOrderId=once-{fault}" in emulator.requests_to("GET", ORDER)[0].query, "it was looked up"
 
 
 @pytest.mark.parametrize("status, body", [
@@ -291,11 +259,12 @@ def test_error_after_processing_is_settled_by_lookup(client, emulator, status, b
     assert len(emulator.orders_with_client_id("processed")) == 1
 
 
-def test_unprocessed_503_that_lookups_cannot_find_is_outcome_unknown(client, emulator):
+@pytest.mark.parametrize("order_type", ["limit", "market"])
+def test_unprocessed_503_that_lookups_cannot_find_is_outcome_unknown(client, emulator, order_type):
     client.market_rules(["BTCUSDT"])
     emulator.inject(Fault("POST", ORDER, "status", 503, {"code": -1000, "msg": "Service unavailable"}))
     with pytest.raises(OutcomeUnknown) as info:
-        client.place_order(intent(0.1, 50010.0, cid="lost"))
+        client.place_order(intent(0.1, 50010.0, cid="lost", order_type=order_type))
     assert "not re-sent" in str(info.value)
     assert len(emulator.requests_to("POST", ORDER)) == 1
     assert len(emulator.requests_to("GET", ORDER)) >= 2, "looked up more than once"

@@ -1,61 +1,29 @@
 """Binance MARKET orders: the client's parameters, the emulator's matching and refusals.
 
-The book and balances are those of test_binance_client.py: bids 0.5 BTC at
-50,000 and 1.0 at 49,990; asks 0.2 at 50,010 and 0.3 at 50,020; 100,000 USDT
-and 1 BTC.  The 0.1 % commission is taken from what is received (BTC on a
+The book and balances are emulated.py's, shared with test_binance_client.py:
+bids 0.5 BTC at 50,000 and 1.0 at 49,990; asks 0.2 at 50,010 and 0.3 at
+50,020; 100,000 USDT and 1 BTC.  The 0.1 % commission is taken from what is received (BTC on a
 BUY, USDT on a SELL).  Every expected amount below is worked out by hand.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Iterator
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 
-from arb.emulation import Fault
-from arb.errors import InsufficientFunds, OrderRejected, OutcomeUnknown
+from arb.errors import InsufficientFunds, OrderRejected
 from arb.models import OrderIntent, OrderStatus, Side
 
 from arb_binance.auth import Signer
-from arb_binance.client import BinanceClient
 from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
+
+from emulated import binance_client, binance_emulator, binance_make_client  # noqa: F401 (fixtures)
 
 ORDER = "/api/v3/order"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def emulator() -> Iterator[BinanceEmulator]:
-    emu = BinanceEmulator(balances={"USDT": "100000", "BTC": "1", "XRP": "10000"})
-    emu.start()
-    emu.set_book("BTCUSDT", [(50000.00, 0.5), (49990.00, 1.0)], [(50010.00, 0.2), (50020.00, 0.3)])
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def make_client(emulator):
-    clients: list[BinanceClient] = []
-
-    def make(**kw) -> BinanceClient:
-        kw.setdefault("timeout_s", 2.0)
-        kw.setdefault("sleep", lambda s: None)
-        client = BinanceClient(emulator.rest_url, emulator.ws_url, api_key=EMULATOR_API_KEY,
-                               secret_key=EMULATOR_SECRET_KEY, **kw)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client) -> BinanceClient:
-    return make_client()
 
 
 def market(qty: float, worst_price: float, side: Side = Side.BUY, cid: str = "mkt-1") -> OrderIntent:
@@ -170,17 +138,8 @@ def test_emulator_market_buy_by_quote_order_qty(emulator):
 # --- an order is never sent twice ----------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["timeout", "drop", "malformed"])
-def test_an_unclear_market_answer_is_settled_by_lookup_not_resend(make_client, emulator, fault):
-    client = make_client(timeout_s=0.3)
-    client.market_rules(["BTCUSDT"])
-    emulator.inject(Fault("POST", ORDER, fault, delay_s=1.0))
-    order = client.place_order(market(0.1, 50010.0, cid=f"once-{fault}"))
-    assert order.status is OrderStatus.FILLED and order.filled_qty == pytest.approx(0.1)
-    assert order.intent.order_type == "market" and order.intent.client_order_id == f"once-{fault}"
-    assert len(emulator.requests_to("POST", ORDER)) == 1
-    assert len(emulator.orders_with_client_id(f"once-{fault}")) == 1
-    assert "origClientOrderId=once-" in emulator.requests_to("GET", ORDER)[0].query
+# A market order whose answer is lost, or that no lookup finds, is settled like
+# a limit one: test_binance_client.py runs those cases for both.
 
 
 def test_a_market_order_answered_minus_1007_after_processing_is_not_resent(client, emulator):
@@ -192,13 +151,3 @@ def test_a_market_order_answered_minus_1007_after_processing_is_not_resent(clien
     assert len(emulator.requests_to("POST", ORDER)) == 1
     assert len(emulator.orders_with_client_id("processed")) == 1
     assert client.balances()["BTC"].free == pytest.approx(0.4)   # sold once, not twice
-
-
-def test_an_unprocessed_market_order_that_lookups_cannot_find_is_outcome_unknown(client, emulator):
-    client.market_rules(["BTCUSDT"])
-    emulator.inject(Fault("POST", ORDER, "status", 503, {"code": -1000, "msg": "Service unavailable"}))
-    with pytest.raises(OutcomeUnknown) as info:
-        client.place_order(market(0.1, 50010.0, cid="lost"))
-    assert "not re-sent" in str(info.value)
-    assert len(emulator.requests_to("POST", ORDER)) == 1
-    assert emulator.orders_with_client_id("lost") == []

@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from typer.testing import CliRunner
 from arb.cli import app
 from arb.journal import connect
 from arb.journal_queries import day_window
+
+from emulated import arb_run, binance_posts, premium_exchanges, running, upbit_posts, write_live_config
 
 ALL_SYMBOLS = ["KRW-BTC", "BTCUSDT", "KRW-ETH", "ETHUSDT", "KRW-XRP", "XRPUSDT"]
 KEY_VARS = ("UPBIT_ACCESS_KEY", "UPBIT_SECRET_KEY", "BINANCE_API_KEY", "BINANCE_SECRET_KEY")
@@ -203,8 +204,7 @@ def test_kill_9_loses_no_order_and_not_todays_pnl(tmp_path):
     cfg = config(tmp_path)
     journal = tmp_path / "journal.sqlite"
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
-    proc = subprocess.Popen([sys.executable, "-m", "arb", "run", "--config", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(arb_run(cfg), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # The cycle opens pairs ~0.6 s in and closes them ~14 s in.
         wait_for(journal, "SELECT COUNT(*) FROM trades WHERE closed_ms IS NOT NULL")
@@ -231,48 +231,17 @@ UPBIT_ACCESS, UPBIT_SECRET = "journal-upbit-access-key-00000000000001", "journal
 
 @pytest.fixture
 def exchanges():
-    from arb_binance.emulator import BinanceEmulator
-    from arb_upbit.emulator import UpbitEmulator
-
-    def ladder(best, step, size):
-        return [(best + i * step, size) for i in range(10)]
-
-    upbit = UpbitEmulator(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET,
-                          balances={"KRW": 5_000_000.0, "BTC": 0.05, "USDT": 0.0}, books={})
-    binance = BinanceEmulator(balances={"USDT": "2000", "BTC": "0.05"})
-    # Upbit 2 % dear: one opening, and the premium never reverts.
-    upbit.set_book("KRW-BTC", ladder(135_660_000, -1000, 0.05), ladder(135_661_000, 1000, 0.05))
-    upbit.set_book("KRW-USDT", ladder(1399, -1, 5000), ladder(1401, 1, 5000))
-    binance.set_book("BTCUSDT", ladder(94_990.0, -10.0, 1.0), ladder(95_000.0, 10.0, 1.0))
-    upbit.start()
-    binance.start()
-    try:
-        yield upbit, binance
-    finally:
-        upbit.stop()
-        binance.stop()
+    with running(*premium_exchanges(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET)) as both:
+        yield both
 
 
 def test_kill_9_in_live_trading_every_order_an_exchange_saw_is_journaled(tmp_path, exchanges):
-    from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY
-
     upbit, binance = exchanges
     journal = tmp_path / "journal.sqlite"
     cfg = tmp_path / "live.yaml"
-    cfg.write_text(json.dumps({
-        "mode": "live_trading", "pairs": [{"asset": "BTC"}],
-        "exchanges": {
-            "upbit": {"rest_url": upbit.rest_url, "ws_url": upbit.ws_url,
-                      "api_key_env": "J_UPBIT_KEY", "secret_key_env": "J_UPBIT_SECRET"},
-            "binance": {"rest_url": binance.rest_url, "ws_url": binance.ws_url,
-                        "api_key_env": "J_BINANCE_KEY", "secret_key_env": "J_BINANCE_SECRET"}},
-        "live_trading": {"enabled": True, "dry_run_scale": 0.5, "allowed_symbols": ["KRW-BTC", "BTCUSDT"]},
-        "journal": {"path": str(journal)},
-    }), encoding="utf-8")
-    secrets = {"J_UPBIT_KEY": UPBIT_ACCESS, "J_UPBIT_SECRET": UPBIT_SECRET,
-               "J_BINANCE_KEY": EMULATOR_API_KEY, "J_BINANCE_SECRET": EMULATOR_SECRET_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "arb", "run", "--config", str(cfg)],
-                            env={**os.environ, **secrets}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    secrets = write_live_config(cfg, upbit, binance, "J", journal={"path": str(journal)})
+    proc = subprocess.Popen(arb_run(cfg), env={**os.environ, **secrets},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not (upbit.requests_to("POST", "/v1/orders") and binance.requests_to("POST", "/api/v3/order")):
@@ -284,10 +253,7 @@ def test_kill_9_in_live_trading_every_order_an_exchange_saw_is_journaled(tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    seen = {r.json()["identifier"] for r in upbit.requests_to("POST", "/v1/orders")}
-    for request in binance.requests_to("POST", "/api/v3/order"):
-        form = dict(p.split("=", 1) for p in (request.query + "&" + request.body.decode()).split("&") if "=" in p)
-        seen.add(form["newClientOrderId"])
+    seen = {p["identifier"] for p in upbit_posts(upbit)} | {p["newClientOrderId"] for p in binance_posts(binance)}
     assert query(journal, "PRAGMA integrity_check") == [("ok",)]
     intents = {row[0] for row in query(journal, "SELECT client_order_id FROM order_intents")}
     assert len(seen) == 2 and seen <= intents

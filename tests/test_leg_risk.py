@@ -38,10 +38,9 @@ from arb.specs import GuardRuleSpec, Market, PairMarkets
 from arb.session import Activity, Session
 from arb.strategy import Pricer
 from arb.summary import session_summary
-from arb_binance.client import BinanceClient
-from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
-from arb_upbit.emulator import UpbitEmulator
 from arb_upbit.testing import client_for
+
+from emulated import binance_client_for, binance_posts, premium_exchanges, running, upbit_posts
 
 REGISTRY = load_registry()
 FX = 1400.0
@@ -492,31 +491,14 @@ def test_open_exposure_is_valued_in_daily_pnl():
 # --- against the exchange emulators --------------------------------------------------------
 
 
-def ladder(best: float, step: float, size: float, levels: int = 10):
-    return [(best + i * step, size) for i in range(levels)]
-
-
 @pytest.fixture
 def emulators():
-    upbit = UpbitEmulator(balances={"KRW": 5_000_000.0, "BTC": 0.05, "USDT": 0.0}, books={})
-    binance = BinanceEmulator(balances={"USDT": "2000", "BTC": "0.05"})
-    # Upbit 2% dear: 95,000 USDT × 1,400 × 1.02 = 135,660,000 KRW
-    upbit.set_book("KRW-BTC", ladder(135_660_000, -1000, 0.05), ladder(135_661_000, 1000, 0.05))
-    upbit.set_book("KRW-USDT", ladder(1399, -1, 5000), ladder(1401, 1, 5000))
-    binance.set_book("BTCUSDT", ladder(94_990.0, -10.0, 1.0), ladder(95_000.0, 10.0, 1.0))
-    upbit.start()
-    binance.start()
-    try:
-        yield upbit, binance
-    finally:
-        upbit.stop()
-        binance.stop()
+    with running(*premium_exchanges()) as both:
+        yield both
 
 
 def live_engine(upbit, binance, leg_risk=None):
-    clients = {"upbit": client_for(upbit),
-               "binance": BinanceClient(binance.rest_url, binance.ws_url, api_key=EMULATOR_API_KEY,
-                                        secret_key=EMULATOR_SECRET_KEY, timeout_s=2.0)}
+    clients = {"upbit": client_for(upbit), "binance": binance_client_for(binance)}
     rules = {("upbit", s): r for s, r in clients["upbit"].market_rules(["KRW-BTC", "KRW-USDT"]).items()}
     rules.update({("binance", s): r for s, r in clients["binance"].market_rules(["BTCUSDT"]).items()})
     settings = StrategySettings(entry_premium_pct=1.0, exit_premium_pct=0.3, trade_notional=40.0,
@@ -559,15 +541,15 @@ def test_emulators_binance_refuses_the_buy_and_the_unwind_buys_back_on_upbit(emu
         feed(engine, clients)
     finally:
         gateway.close()
-    posts = [r.json() for r in upbit.requests_to("POST", "/v1/orders")]
+    posts = upbit_posts(upbit)
     # 40 USDT / 95,000 → 0.00042 on the coarser lot step, × dry_run_scale 0.5 = 0.00021
     assert [(p["side"], p["volume"], p["ord_type"], p["time_in_force"]) for p in posts] == [
         ("ask", "0.00021000", "limit", "ioc"), ("bid", "0.00021000", "limit", "ioc")]
     # the unwind: at most 1% over the best ask (135,661,000), on Upbit's 1,000 KRW tick
     assert int(posts[1]["price"]) == 137_017_000
     assert posts[0]["identifier"] != posts[1]["identifier"]
-    [refused] = binance.requests_to("POST", "/api/v3/order")
-    assert "side=BUY" in refused.body.decode() and "quantity=0.00021" in refused.body.decode()
+    [refused] = binance_posts(binance)
+    assert (refused["side"], refused["quantity"]) == ("BUY", "0.00021")
     assert binance.market.orders == []            # refused: -2010, nothing was placed
     for post in posts:
         [order] = upbit.orders_with_identifier(post["identifier"])
@@ -590,9 +572,9 @@ def test_emulators_retry_sends_the_binance_leg_again_once_money_is_back(emulator
         engine.on_book(clients["binance"].order_book("BTCUSDT"))
     finally:
         gateway.close()
-    bodies = [r.body.decode() for r in binance.requests_to("POST", "/api/v3/order")]
-    assert len(bodies) == 3 and all("quantity=0.00021" in b and "side=BUY" in b for b in bodies)
-    client_ids = [dict(p.split("=", 1) for p in b.split("&"))["newClientOrderId"] for b in bodies]
+    posts = binance_posts(binance)
+    assert len(posts) == 3 and all((p["side"], p["quantity"]) == ("BUY", "0.00021") for p in posts)
+    client_ids = [p["newClientOrderId"] for p in posts]
     assert len(set(client_ids)) == 3
     [placed] = binance.market.orders
     assert placed.client_id == client_ids[2] and placed.status == "FILLED"

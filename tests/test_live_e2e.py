@@ -9,66 +9,33 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
+from arb_binance.emulator import BinanceEmulator
 from arb_upbit.emulator import UpbitEmulator
+
+from emulated import arb_run, binance_posts, premium_exchanges, running, upbit_posts, write_live_config
 
 UPBIT_ACCESS, UPBIT_SECRET = "e2e-upbit-access-key-000000000000000001", "e2e-upbit-secret-key-000000000000000002"
 RUN_SECONDS = 6
 
 
-def ladder(best: float, step: float, size: float, levels: int = 10) -> list[tuple[float, float]]:
-    return [(best + i * step, size) for i in range(levels)]
-
-
 @pytest.fixture
 def exchanges():
-    upbit = UpbitEmulator(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET,
-                          balances={"KRW": 5_000_000.0, "BTC": 0.05, "USDT": 0.0}, books={})
-    binance = BinanceEmulator(balances={"USDT": "2000", "BTC": "0.05"})
-    # Upbit 2 % dear: 95,000 USDT × 1,400 KRW/USDT × 1.02 = 135,660,000 KRW.
-    upbit.set_book("KRW-BTC", ladder(135_660_000, -1000, 0.05), ladder(135_661_000, 1000, 0.05))
-    upbit.set_book("KRW-USDT", ladder(1399, -1, 5000), ladder(1401, 1, 5000))
-    binance.set_book("BTCUSDT", ladder(94_990.0, -10.0, 1.0), ladder(95_000.0, 10.0, 1.0))
-    upbit.start()
-    binance.start()
-    try:
-        yield upbit, binance
-    finally:
-        upbit.stop()
-        binance.stop()
+    with running(*premium_exchanges(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET)) as both:
+        yield both
 
 
 def run_live(tmp_path: Path, upbit: UpbitEmulator, binance: BinanceEmulator, mode: str,
              **limits) -> tuple[subprocess.CompletedProcess, dict]:
-    lt = {"enabled": True, "dry_run_scale": 0.5, "allowed_symbols": ["KRW-BTC", "BTCUSDT"],
-          "min_account_balance": 50.0, "max_daily_loss": 20.0, "max_notional_per_trade": 50.0, **limits}
-    config = {
-        "mode": mode,
-        "monitoring": {"metrics": {"enabled": False}},  # no fixed port: other runs may hold it
-        "pairs": [{"asset": "BTC"}],
-        "exchanges": {
-            "upbit": {"rest_url": upbit.rest_url, "ws_url": upbit.ws_url,
-                      "api_key_env": "E2E_UPBIT_KEY", "secret_key_env": "E2E_UPBIT_SECRET"},
-            "binance": {"rest_url": binance.rest_url, "ws_url": binance.ws_url,
-                        "api_key_env": "E2E_BINANCE_KEY", "secret_key_env": "E2E_BINANCE_SECRET"},
-        },
-        "strategy": {"entry_premium_pct": 1.0, "exit_premium_pct": 0.3, "trade_notional": 40},
-        "live_trading": lt,
-    }
     path = tmp_path / "live.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    keys = write_live_config(path, upbit, binance, "E2E", mode=mode, live_trading=limits)
     summary = tmp_path / "summary.json"
-    env = {**os.environ, "E2E_UPBIT_KEY": UPBIT_ACCESS, "E2E_UPBIT_SECRET": UPBIT_SECRET,
-           "E2E_BINANCE_KEY": EMULATOR_API_KEY, "E2E_BINANCE_SECRET": EMULATOR_SECRET_KEY}
-    proc = subprocess.run([sys.executable, "-m", "arb", "run", "--config", str(path),
-                           "--max-runtime-seconds", str(RUN_SECONDS), "--summary-json", str(summary)],
-                          env=env, capture_output=True, text=True, timeout=RUN_SECONDS + 60)
-    for secret in (UPBIT_SECRET, EMULATOR_SECRET_KEY, UPBIT_ACCESS, EMULATOR_API_KEY):
+    proc = subprocess.run(arb_run(path, "--max-runtime-seconds", str(RUN_SECONDS), "--summary-json", str(summary)),
+                          env={**os.environ, **keys}, capture_output=True, text=True, timeout=RUN_SECONDS + 60)
+    for secret in keys.values():
         assert secret not in proc.stdout + proc.stderr
         if summary.exists():
             assert secret not in summary.read_text()
@@ -80,16 +47,12 @@ def test_live_trading_sends_both_legs_scaled_by_dry_run_scale(tmp_path, exchange
     upbit, binance = exchanges
     proc, summary = run_live(tmp_path, upbit, binance, "live_trading")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    upbit_orders = upbit.requests_to("POST", "/v1/orders")
-    binance_orders = binance.requests_to("POST", "/api/v3/order")
     # One opening (max_open_trades 1, the premium never reverts): one order each.
-    assert len(upbit_orders) == 1 and len(binance_orders) == 1
-    body = upbit_orders[0].json()
+    [body] = upbit_posts(upbit)
+    [form] = binance_posts(binance)
     # 40 USDT / 95,000 = 0.000421 → 0.00042 on the coarser lot step; × 0.5 = 0.00021.
     assert body["side"] == "ask" and body["ord_type"] == "limit" and body["time_in_force"] == "ioc"
     assert float(body["volume"]) == pytest.approx(0.00021)
-    form = dict(p.split("=", 1) for p in (binance_orders[0].query + "&" + binance_orders[0].body.decode()).split("&")
-                if "=" in p)
     assert form["side"] == "BUY" and form["type"] == "LIMIT" and form["timeInForce"] == "IOC"
     assert float(form["quantity"]) == pytest.approx(0.00021)
     assert body["identifier"] != form["newClientOrderId"]
@@ -140,8 +103,8 @@ def test_live_mode_without_keys_refuses_to_start(tmp_path, exchanges):
                       "binance": {"rest_url": binance.rest_url, "ws_url": binance.ws_url}},
     }), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("E2E_", "BINANCE_"))}
-    proc = subprocess.run([sys.executable, "-m", "arb", "run", "--config", str(config), "--max-runtime-seconds", "1"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(arb_run(config, "--max-runtime-seconds", "1"), env=env, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 2
     assert "$E2E_ABSENT_KEY" in proc.stderr and "Traceback" not in proc.stderr
     assert upbit.requests == [] and binance.requests == []

@@ -20,7 +20,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -31,9 +30,12 @@ import pytest
 from arb.emulation import Fault
 from arb.live import LiveGateway
 from arb.models import OrderIntent, OrderStatus, Side
-from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
+from arb_binance.emulator import BinanceEmulator
 from arb_upbit.emulator import UpbitEmulator
 from arb_upbit.testing import client_for
+
+from emulated import (DEAR_KRW, PAR_KRW, arb_run, binance_posts, ladder, premium_exchanges, running, set_upbit_btc,
+                      upbit_posts, write_live_config)
 
 UPBIT_ACCESS, UPBIT_SECRET = "flt-upbit-access-key-000000000000000001", "flt-upbit-secret-key-000000000000000002"
 MAX_RUNTIME_S = 45        # the session's own bound; every test stops it well before
@@ -41,33 +43,11 @@ WAIT_S = 25               # for any one thing to happen
 POLL_S = 0.02
 QTY = "0.00021"
 
-DEAR_KRW = 135_660_000    # 2% over 95,000 USDT at 1,400
-PAR_KRW = 133_000_000     # 95,000 USDT at 1,400: the premium is gone
-
-
-def ladder(best: float, step: float, size: float, levels: int = 10) -> list[tuple[float, float]]:
-    return [(best + i * step, size) for i in range(levels)]
-
-
-def upbit_btc(upbit: UpbitEmulator, best_bid: float) -> None:
-    upbit.set_book("KRW-BTC", ladder(best_bid, -1000, 0.05), ladder(best_bid + 1000, 1000, 0.05))
-
 
 @pytest.fixture
 def exchanges():
-    upbit = UpbitEmulator(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET,
-                          balances={"KRW": 5_000_000.0, "BTC": 0.05, "USDT": 0.0}, books={})
-    binance = BinanceEmulator(balances={"USDT": "2000", "BTC": "0.05"})
-    upbit_btc(upbit, DEAR_KRW)
-    upbit.set_book("KRW-USDT", ladder(1399, -1, 5000), ladder(1401, 1, 5000))
-    binance.set_book("BTCUSDT", ladder(94_990.0, -10.0, 1.0), ladder(95_000.0, 10.0, 1.0))
-    upbit.start()
-    binance.start()
-    try:
-        yield upbit, binance
-    finally:
-        upbit.stop()
-        binance.stop()
+    with running(*premium_exchanges(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET)) as both:
+        yield both
 
 
 class ArbRun:
@@ -75,37 +55,19 @@ class ArbRun:
 
     def __init__(self, tmp_path: Path, upbit: UpbitEmulator, binance: BinanceEmulator, *,
                  timeout_s: float | None = None):
-        exchanges = {
-            "upbit": {"rest_url": upbit.rest_url, "ws_url": upbit.ws_url,
-                      "api_key_env": "FLT_UPBIT_KEY", "secret_key_env": "FLT_UPBIT_SECRET"},
-            "binance": {"rest_url": binance.rest_url, "ws_url": binance.ws_url,
-                        "api_key_env": "FLT_BINANCE_KEY", "secret_key_env": "FLT_BINANCE_SECRET"},
-        }
-        if timeout_s is not None:
-            for settings in exchanges.values():
-                settings["timeout_s"] = timeout_s
-        config = {
-            "mode": "live_trading",
-            "monitoring": {"metrics": {"enabled": False}},  # no fixed port: other runs may hold it
-            "pairs": [{"asset": "BTC"}],
-            "exchanges": exchanges,
-            "strategy": {"entry_premium_pct": 1.0, "exit_premium_pct": 0.3, "trade_notional": 40,
-                         "max_book_age_ms": 60_000},
-            "live_trading": {"enabled": True, "dry_run_scale": 0.5, "allowed_symbols": ["KRW-BTC", "BTCUSDT"],
-                             "min_account_balance": 50.0, "max_daily_loss": 20.0, "max_notional_per_trade": 50.0},
-        }
+        timeouts = {} if timeout_s is None else {name: {"timeout_s": timeout_s} for name in ("upbit", "binance")}
         path = tmp_path / "live.yaml"
-        path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+        self.keys = write_live_config(path, upbit, binance, "FLT", exchanges=timeouts,
+                                      strategy={"max_book_age_ms": 60_000})
         self.summary_path = tmp_path / "summary.json"
         self.stdout_path, self.stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-        env = {**os.environ, "FLT_UPBIT_KEY": UPBIT_ACCESS, "FLT_UPBIT_SECRET": UPBIT_SECRET,
-               "FLT_BINANCE_KEY": EMULATOR_API_KEY, "FLT_BINANCE_SECRET": EMULATOR_SECRET_KEY,
+        env = {**os.environ, **self.keys,
                # anything the session keeps between runs stays in this test's directory
                "XDG_STATE_HOME": str(tmp_path / "state")}
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "arb", "run", "--config", str(path), "--log-level", "INFO",
-                 "--max-runtime-seconds", str(MAX_RUNTIME_S), "--summary-json", str(self.summary_path)],
+                arb_run(path, "--log-level", "INFO", "--max-runtime-seconds", str(MAX_RUNTIME_S),
+                        "--summary-json", str(self.summary_path)),
                 env=env, stdout=out, stderr=err)
 
     @property
@@ -131,7 +93,7 @@ class ArbRun:
             self.kill()
             pytest.fail(f"arb did not stop within {WAIT_S} s of {signal.Signals(sig).name}:\n{self.stderr[-3000:]}")
         stderr = self.stderr
-        for secret in (UPBIT_SECRET, EMULATOR_SECRET_KEY, UPBIT_ACCESS, EMULATOR_API_KEY):
+        for secret in self.keys.values():
             assert secret not in stderr and secret not in self.stdout_path.read_text(encoding="utf-8")
         assert "Traceback" not in stderr, stderr[-3000:]
         assert self.summary_path.exists(), stderr[-3000:]
@@ -158,15 +120,6 @@ def start(arb_runs, *args, **kwargs) -> ArbRun:
 
 
 # --- what the exchanges hold ----------------------------------------------------------
-
-
-def upbit_posts(upbit: UpbitEmulator) -> list[dict]:
-    return [r.json() for r in upbit.requests_to("POST", "/v1/orders")]
-
-
-def binance_posts(binance: BinanceEmulator) -> list[dict[str, str]]:
-    return [dict(p.split("=", 1) for p in r.body.decode().split("&"))
-            for r in binance.requests_to("POST", "/api/v3/order")]
 
 
 def upbit_orders(upbit: UpbitEmulator) -> list[dict]:
@@ -208,7 +161,7 @@ def test_bursts_of_5xx_and_429_on_reads_neither_crash_nor_duplicate(tmp_path, ex
     # than any retry; the session must carry on without them.
     upbit.inject(Fault("GET", "/v1/accounts", "status", 503), times=8)
     binance.inject(Fault("GET", "/api/v3/account", "status", 500), times=8)
-    upbit_btc(upbit, PAR_KRW)
+    set_upbit_btc(upbit, PAR_KRW)
     run.wait_for("the closing pair", lambda: len(upbit_orders(upbit)) == 2 and len(binance.market.orders) == 2)
     code, summary = run.stop(signal.SIGTERM)
 
@@ -277,7 +230,7 @@ def test_websocket_drop_mid_session_reconnects_and_trading_continues(tmp_path, e
                  lambda: connection_ids(upbit) - before["upbit"] and connection_ids(binance) - before["binance"])
     # The premium goes away after the drop: only a reconnected stream (or the
     # REST bridge) can tell the session, which must then close the trade.
-    upbit_btc(upbit, PAR_KRW)
+    set_upbit_btc(upbit, PAR_KRW)
     run.wait_for("the closing pair", lambda: len(upbit_orders(upbit)) == 2 and len(binance.market.orders) == 2)
     code, summary = run.stop()
 

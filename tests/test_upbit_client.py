@@ -21,6 +21,8 @@ from arb_upbit.errormap import error_for
 from arb_upbit.ratelimit import RateLimiter, parse_remaining
 from arb_upbit.testing import client_for, running_emulator
 
+from emulated import lose_upbit_order_answer, upbit_client, upbit_emu  # noqa: F401 (fixtures client, emu)
+
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is")
 
 BTC = "KRW-BTC"
@@ -28,21 +30,9 @@ BEST_ASK = 140_000_000.0   # the emulator's default KRW-BTC book: 0.05 BTC per l
 BEST_BID = 139_999_000.0
 
 
-@pytest.fixture
-def emu():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu):
-    client = client_for(emu)
-    yield client
-    client.close()
-
-
-def intent(side: Side, qty: float, price: float, coid: str, symbol: str = BTC) -> OrderIntent:
-    return OrderIntent("upbit", symbol, side, qty, price, price, coid)
+def intent(side: Side, qty: float, price: float, coid: str, symbol: str = BTC,
+           order_type: str = "limit") -> OrderIntent:
+    return OrderIntent("upbit", symbol, side, qty, price, price, coid, order_type)
 
 
 # --- market data -------------------------------------------------------------------
@@ -120,9 +110,10 @@ def test_partial_fill_ends_cancelled_with_its_fills(client, emu):
     assert emu.balance("KRW")[0] == pytest.approx(10_000_000 + 0.05 * BEST_BID * 0.9995)
 
 
-def test_order_accepted_before_matching_is_followed_until_done(client, emu):
+@pytest.mark.parametrize("order_type", ["limit", "market"])
+def test_order_accepted_before_matching_is_followed_until_done(client, emu, order_type):
     emu.hold_orders(3)   # stays "wait" until looked up three times
-    order = client.place_order(intent(Side.BUY, 0.01, BEST_ASK, "held-1"))
+    order = client.place_order(intent(Side.BUY, 0.01, BEST_ASK, "held-1", order_type=order_type))
     assert order.status is OrderStatus.FILLED and order.filled_qty == pytest.approx(0.01)
     assert len(emu.requests_to("GET", "/v1/order")) >= 3
     assert len(emu.requests_to("POST", "/v1/orders")) == 1
@@ -169,12 +160,7 @@ def test_a_reused_identifier_is_refused(client, emu):
 
 # --- never a duplicate order ---------------------------------------------------------
 
-@pytest.mark.parametrize("lose_answer", [
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "timeout", delay_s=1.5)),
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "drop")),
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "malformed")),
-    lambda emu: emu.answer_after_processing("POST", "/v1/orders", 500),
-], ids=["timeout", "drop", "malformed", "500-after-processing"])
+@lose_upbit_order_answer
 def test_lost_answer_is_settled_by_lookup_never_by_resending(emu, lose_answer):
     client = client_for(emu, timeout_s=0.3)
     lose_answer(emu)

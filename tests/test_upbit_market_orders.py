@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from arb.emulation import Fault
 from arb.errors import InsufficientFunds, OrderRejected
 from arb.models import OrderIntent, OrderStatus, Side
 
@@ -21,24 +20,13 @@ from arb_upbit.orders import market_buy_spend
 from arb_upbit.parse import parse_order
 from arb_upbit.testing import client_for, running_emulator
 
+from emulated import lose_upbit_order_answer, upbit_client, upbit_emu  # noqa: F401 (fixtures client, emu)
+
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is")
 
 BTC = "KRW-BTC"
 BEST_ASK = 140_000_000.0
 BEST_BID = 139_999_000.0
-
-
-@pytest.fixture
-def emu():
-    with running_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu):
-    client = client_for(emu)
-    yield client
-    client.close()
 
 
 def market(side: Side, qty: float, worst_price: float, coid: str, symbol: str = BTC) -> OrderIntent:
@@ -109,12 +97,7 @@ def test_market_buy_that_spends_its_sum_exactly_ends_done():
     assert order.filled_qty == pytest.approx(0.57) and order.avg_price == 5_000_000
 
 
-def test_a_held_market_buy_is_followed_until_final(client, emu):
-    emu.hold_orders(3)
-    order = client.place_order(market(Side.BUY, 0.01, BEST_ASK, "mbuy-held"))
-    assert order.status is OrderStatus.FILLED and order.filled_qty == pytest.approx(0.01)
-    assert len(emu.requests_to("GET", "/v1/order")) >= 3
-    assert len(emu.requests_to("POST", "/v1/orders")) == 1
+# A market buy held before matching is followed like a limit order: test_upbit_client.py.
 
 
 def test_a_market_buy_cancelled_while_waiting_is_cancelled_without_fills(emu):
@@ -194,12 +177,7 @@ def test_a_market_buy_beyond_the_visible_asks_is_refused(emu):
 
 # --- never a duplicate order ---------------------------------------------------------
 
-@pytest.mark.parametrize("lose_answer", [
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "timeout", delay_s=1.5)),
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "drop")),
-    lambda emu: emu.inject(Fault("POST", "/v1/orders", "malformed")),
-    lambda emu: emu.answer_after_processing("POST", "/v1/orders", 500),
-], ids=["timeout", "drop", "malformed", "500-after-processing"])
+@lose_upbit_order_answer
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
 def test_a_lost_market_order_answer_is_settled_by_lookup_never_by_resending(emu, lose_answer, side):
     client = client_for(emu, timeout_s=0.3)
