@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -189,6 +193,33 @@ def write_live_config(path: Path, upbit: UpbitEmulator, binance: BinanceEmulator
 def arb_run(config: Path, *args: str) -> list[str]:
     """The command line of an ``arb run`` subprocess on ``config``."""
     return [sys.executable, "-m", "arb", "run", "--config", str(config), *args]
+
+
+def kill_9_when(command: list[str], env: dict[str, str], ready: Callable[[], bool], what: str,
+                timeout_s: float = 60.0) -> None:
+    """Start ``command`` with exactly ``env`` and ``kill -9`` it the moment ``ready()``."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert time.monotonic() < deadline and proc.poll() is None, f"never happened: {what}"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def kill_9_once_both_have_orders(config: Path, upbit: UpbitEmulator, binance: BinanceEmulator,
+                                 env: dict[str, str]) -> None:
+    """``arb run`` on ``config`` in its own process, killed the moment both
+    exchanges have received an order: a crash mid-pair."""
+    kill_9_when(arb_run(config), {**os.environ, **env},
+                lambda: bool(upbit.requests_to("POST", "/v1/orders") and binance.requests_to("POST", "/api/v3/order")),
+                "orders reached both emulators")
 
 
 # --- what the exchanges received ----------------------------------------------------------

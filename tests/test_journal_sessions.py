@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -24,7 +23,8 @@ from arb.cli import app
 from arb.journal import connect
 from arb.journal_queries import day_window
 
-from emulated import arb_run, binance_posts, premium_exchanges, running, upbit_posts, write_live_config
+from emulated import (arb_run, binance_posts, kill_9_once_both_have_orders, kill_9_when, premium_exchanges,
+                      running, upbit_posts, write_live_config)
 
 ALL_SYMBOLS = ["KRW-BTC", "BTCUSDT", "KRW-ETH", "ETHUSDT", "KRW-XRP", "XRPUSDT"]
 KEY_VARS = ("UPBIT_ACCESS_KEY", "UPBIT_SECRET_KEY", "BINANCE_API_KEY", "BINANCE_SECRET_KEY")
@@ -175,17 +175,13 @@ def test_journal_commands_refuse_bad_paths_with_exit_2(tmp_path, args, message):
 # --- kill -9 -------------------------------------------------------------------------------
 
 
-def wait_for(journal: Path, sql: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if journal.exists():
-            try:
-                if query(journal, sql)[0][0]:
-                    return
-            except sqlite3.OperationalError:  # not created yet
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"journal never showed: {sql}")
+def journal_shows(journal: Path, sql: str) -> Callable[[], bool]:
+    def shows() -> bool:
+        try:
+            return journal.exists() and bool(query(journal, sql)[0][0])
+        except sqlite3.OperationalError:  # not created yet
+            return False
+    return shows
 
 
 def assert_every_order_has_its_intent(journal: Path) -> set[str]:
@@ -204,17 +200,9 @@ def test_kill_9_loses_no_order_and_not_todays_pnl(tmp_path):
     cfg = config(tmp_path)
     journal = tmp_path / "journal.sqlite"
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
-    proc = subprocess.Popen(arb_run(cfg), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        # The cycle opens pairs ~0.6 s in and closes them ~14 s in.
-        wait_for(journal, "SELECT COUNT(*) FROM trades WHERE closed_ms IS NOT NULL")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    # The cycle opens pairs ~0.6 s in and closes them ~14 s in.
+    closed = "SELECT COUNT(*) FROM trades WHERE closed_ms IS NOT NULL"
+    kill_9_when(arb_run(cfg), env, journal_shows(journal, closed), closed)
     assert_every_order_has_its_intent(journal)
     killed = query(journal, "SELECT id, ended_ms FROM sessions")
     assert len(killed) == 1 and killed[0][1] is None  # it never got to say goodbye
@@ -240,19 +228,7 @@ def test_kill_9_in_live_trading_every_order_an_exchange_saw_is_journaled(tmp_pat
     journal = tmp_path / "journal.sqlite"
     cfg = tmp_path / "live.yaml"
     secrets = write_live_config(cfg, upbit, binance, "J", journal={"path": str(journal)})
-    proc = subprocess.Popen(arb_run(cfg), env={**os.environ, **secrets},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not (upbit.requests_to("POST", "/v1/orders") and binance.requests_to("POST", "/api/v3/order")):
-            assert time.monotonic() < deadline and proc.poll() is None, "no orders reached the emulators"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)  # as soon as both exchanges have the orders
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_9_once_both_have_orders(cfg, upbit, binance, secrets)
     seen = {p["identifier"] for p in upbit_posts(upbit)} | {p["newClientOrderId"] for p in binance_posts(binance)}
     assert query(journal, "PRAGMA integrity_check") == [("ok",)]
     intents = {row[0] for row in query(journal, "SELECT client_order_id FROM order_intents")}

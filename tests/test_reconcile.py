@@ -15,8 +15,6 @@ free to trade opens a pair at once; 40 USDT per leg x dry_run_scale 0.5.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,46 +30,30 @@ from arb.emulation import Fault
 from arb.journal import Journal
 from arb.legrisk import OUTCOME_UNKNOWN
 from arb.models import Order, OrderIntent, OrderStatus, Side
-from arb_binance.client import BinanceClient
 from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
 from arb_upbit.emulator import UpbitEmulator
 from arb_upbit.testing import client_for
+from emulated import (DEAR_KRW, binance_client_for, binance_posts, kill_9_once_both_have_orders,
+                      premium_exchanges, running, upbit_posts, write_live_config)
 
 UPBIT_ACCESS, UPBIT_SECRET = "rec-upbit-access-key-000000000000000001", "rec-upbit-secret-key-000000000000000002"
-KEY_ENV = {"R_UPBIT_KEY": UPBIT_ACCESS, "R_UPBIT_SECRET": UPBIT_SECRET,
-           "R_BINANCE_KEY": EMULATOR_API_KEY, "R_BINANCE_SECRET": EMULATOR_SECRET_KEY}
-DEAR_KRW = 135_660_000
 EARLIER = "c0ffee01"          # the crashed session's id: its orders are arbc0ffee01-N
 QTY = 0.0002
-
-
-def ladder(best: float, step: float, size: float, levels: int = 10) -> list[tuple[float, float]]:
-    return [(best + i * step, size) for i in range(levels)]
+KEY_ENV = {"R_UPBIT_KEY": UPBIT_ACCESS, "R_UPBIT_SECRET": UPBIT_SECRET,
+           "R_BINANCE_KEY": EMULATOR_API_KEY, "R_BINANCE_SECRET": EMULATOR_SECRET_KEY}
 
 
 @pytest.fixture
 def exchanges():
-    upbit = UpbitEmulator(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET,
-                          balances={"KRW": 5_000_000.0, "BTC": 0.05, "USDT": 0.0}, books={})
-    binance = BinanceEmulator(balances={"USDT": "2000", "BTC": "0.05"})
-    upbit.set_book("KRW-BTC", ladder(DEAR_KRW, -1000, 0.05), ladder(DEAR_KRW + 1000, 1000, 0.05))
-    upbit.set_book("KRW-USDT", ladder(1399, -1, 5000), ladder(1401, 1, 5000))
-    binance.set_book("BTCUSDT", ladder(94_990.0, -10.0, 1.0), ladder(95_000.0, 10.0, 1.0))
-    upbit.start()
-    binance.start()
-    try:
-        yield upbit, binance
-    finally:
-        upbit.stop()
-        binance.stop()
+    with running(*premium_exchanges(access_key=UPBIT_ACCESS, secret_key=UPBIT_SECRET)) as both:
+        yield both
 
 
 @pytest.fixture
 def clients(exchanges):
     upbit, binance = exchanges
     up = client_for(upbit, settle_s=0.2)
-    bn = BinanceClient(binance.rest_url, binance.ws_url, api_key=EMULATOR_API_KEY, secret_key=EMULATOR_SECRET_KEY,
-                       timeout_s=2.0)
+    bn = binance_client_for(binance)
     up.market_rules(["KRW-BTC"])
     bn.market_rules(["BTCUSDT"])
     try:
@@ -81,20 +63,11 @@ def clients(exchanges):
         bn.close()
 
 
-def write_config(tmp_path: Path, upbit: UpbitEmulator, binance: BinanceEmulator, mode: str = "live_trading") -> Path:
+def write_config(tmp_path: Path, upbit: UpbitEmulator, binance: BinanceEmulator) -> Path:
     cfg = tmp_path / "live.yaml"
-    cfg.write_text(json.dumps({
-        "mode": mode, "pairs": [{"asset": "BTC"}],
-        "exchanges": {
-            "upbit": {"rest_url": upbit.rest_url, "ws_url": upbit.ws_url,
-                      "api_key_env": "R_UPBIT_KEY", "secret_key_env": "R_UPBIT_SECRET"},
-            "binance": {"rest_url": binance.rest_url, "ws_url": binance.ws_url,
-                        "api_key_env": "R_BINANCE_KEY", "secret_key_env": "R_BINANCE_SECRET"}},
-        "strategy": {"max_book_age_ms": 60_000},
-        "live_trading": {"enabled": True, "dry_run_scale": 0.5, "allowed_symbols": ["KRW-BTC", "BTCUSDT"]},
-        "journal": {"path": str(tmp_path / "journal.sqlite")},
-        "monitoring": {"metrics": {"enabled": False}},
-    }), encoding="utf-8")
+    env = write_live_config(cfg, upbit, binance, "R", strategy={"max_book_age_ms": 60_000},
+                            journal={"path": str(tmp_path / "journal.sqlite")})
+    assert env == KEY_ENV
     return cfg
 
 
@@ -142,7 +115,7 @@ def binance_status(binance: BinanceEmulator, client_id: str) -> str:
 
 
 def posts(upbit: UpbitEmulator, binance: BinanceEmulator) -> int:
-    return len(upbit.requests_to("POST", "/v1/orders")) + len(binance.requests_to("POST", "/api/v3/order"))
+    return len(upbit_posts(upbit)) + len(binance_posts(binance))
 
 
 def query(journal: Path, sql: str, *args):
@@ -306,19 +279,7 @@ def test_kill_9_mid_pair_then_restart_settles_every_order_before_new_ones(tmp_pa
     upbit, binance = exchanges
     journal = tmp_path / "journal.sqlite"
     cfg = write_config(tmp_path, upbit, binance)
-    proc = subprocess.Popen([sys.executable, "-m", "arb", "run", "--config", str(cfg)],
-                            env={**os.environ, **KEY_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not (upbit.requests_to("POST", "/v1/orders") and binance.requests_to("POST", "/api/v3/order")):
-            assert time.monotonic() < deadline and proc.poll() is None, "no orders reached the emulators"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_9_once_both_have_orders(cfg, upbit, binance, KEY_ENV)
     killed = {row[0] for row in query(journal, "SELECT client_order_id FROM order_intents")}
     upbit_before, binance_before = len(upbit.requests), len(binance.requests)
 
@@ -331,9 +292,8 @@ def test_kill_9_mid_pair_then_restart_settles_every_order_before_new_ones(tmp_pa
         exchange_filled = sum(float(o["executed_volume"]) for o in upbit.orders_with_identifier(cid)) + \
             sum(float(o.executed) for o in binance.orders_with_client_id(cid))
         assert states[cid][1] == pytest.approx(exchange_filled)
-    upbit_ids = [r.json()["identifier"] for r in upbit.requests_to("POST", "/v1/orders")]
-    binance_ids = [dict(p.split("=", 1) for p in (r.query + "&" + r.body.decode()).split("&") if "=" in p)
-                   ["newClientOrderId"] for r in binance.requests_to("POST", "/api/v3/order")]
+    upbit_ids = [p["identifier"] for p in upbit_posts(upbit)]
+    binance_ids = [p["newClientOrderId"] for p in binance_posts(binance)]
     assert len(upbit_ids) == len(set(upbit_ids)) and len(binance_ids) == len(set(binance_ids))
     # The restart listed each exchange's open orders before it sent anything.
     for emulator, listing, order_path in ((upbit, "/v1/orders/open", "/v1/orders"),
