@@ -4,6 +4,8 @@ The fixtures plugin authors use live in ``arb.testing`` (loaded through the
 ``pytest11`` entry point); this file holds only what the suite itself needs.
 """
 
+import secret_scan
+
 #: Markers this suite uses; ``--strict-markers`` refuses any other.  None of
 #: them is deselected by default: ``-m "not slow"`` is for a quick local run.
 MARKERS = {
@@ -14,6 +16,8 @@ MARKERS = {
 def pytest_configure(config):
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
+    # No test key may reach a log, report, journal or summary; see secret_scan.py.
+    secret_scan.register(config)
 
 
 import pytest
