@@ -226,6 +226,11 @@ class SessionCollector(Collector):
         yield gauge("arb_leg_exposure_quantity", "Unhedged quantity per asset and exchange: + held, - owed "
                     "(0 when flat).", labels=("asset", "exchange"), samples=list(unhedged.items()))
         yield gauge("arb_leg_exposures_open", "Unhedged plans not yet flat.", len(getattr(engine, "exposures", ())))
+        inherited = dict(getattr(s, "inherited_exposure", None) or {})
+        yield gauge("arb_inherited_exposure_quantity", "Unhedged base quantity earlier live_trading sessions left "
+                    "(from the journal): no trade opens until an operator clears it (0 when flat).",
+                    labels=("asset",), samples=[((pair.asset,), inherited.get(pair.asset, 0.0))
+                                                for pair in engine.pairs])
         yield counter("arb_leg_unhedged_total", "Plans that came back one-legged.", self.orders.unhedged)
         yield gauge("arb_stuck_trades", "Trades whose close went out one-legged: they wait for a person.",
                     len(engine.stuck_trades))

@@ -200,6 +200,21 @@ def test_an_unhedged_position_holds_entries_until_the_operator_clears_it(tmp_pat
     _, summary = run(tmp_path, cfg)
     assert summary["trades_opened"] == 0 and posts(upbit, binance) == 1
 
+    # Monitoring sees it too (the session built and run in-process, as `arb run` does).
+    from arb.config import load_config
+    from arb.metrics import SessionCollector
+    from arb.plugins import load_registry
+    from arb.session import build_session
+
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in KEY_ENV.items():
+            env.setenv(name, value)
+        session = build_session(load_config(cfg), load_registry())
+        collector = SessionCollector(session)
+        session.run(0.5)
+    [family] = [f for f in collector.collect() if f.name == "arb_inherited_exposure_quantity"]
+    assert {s.labels["asset"]: s.value for s in family.samples} == {"BTC": pytest.approx(-QTY)}
+
     shown = arb("journal", "exposure", "--path", str(journal), "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["net"] == {"BTC": pytest.approx(-QTY)}
     assert arb("journal", "clear-exposure", "--path", str(journal), "--reason", " ").exit_code == 2
