@@ -50,6 +50,8 @@ from urllib.parse import quote
 
 import click.testing
 import pytest
+import typer
+import typer.testing
 from _pytest._code.code import ExceptionInfo
 from _pytest.capture import CaptureFixture
 
@@ -321,6 +323,13 @@ def _arb_command(args: Any) -> bool:
             or bool(argv) and os.path.basename(str(argv[0])) == "arb")
 
 
+def _invoked(cli: Any, args: Any) -> str:
+    argv = args.split() if isinstance(args, str) else list(args or ())
+    if argv and not str(argv[0]).startswith("-"):
+        return str(argv[0])
+    return getattr(cli, "name", None) or "a command"
+
+
 def _command_label(args: Any) -> str:
     if isinstance(args, (str, bytes)):
         return "a shell command"
@@ -352,7 +361,10 @@ class SecretScan:
         self._patch(logging.Logger, "callHandlers", self._wrap_call_handlers)
         self._patch(subprocess.Popen, "__init__", self._wrap_popen_init)
         self._patch(subprocess.Popen, "communicate", self._wrap_communicate)
-        self._patch(click.testing.CliRunner, "invoke", self._wrap_invoke)
+        # typer's runner is its own class now, not click's with another name: both are wrapped.
+        for runner in {click.testing.CliRunner, typer.testing.CliRunner}:
+            if "invoke" in runner.__dict__:
+                self._patch(runner, "invoke", self._wrap_invoke)
         self._patch(CaptureFixture, "readouterr", self._wrap_readouterr)
         self._patch(ExceptionInfo, "fill_unfilled", self._wrap_fill_unfilled)
         # pytest's own hooks are in place by now; these wrap and call them.
@@ -458,9 +470,9 @@ class SecretScan:
 
     def _wrap_invoke(self, original: Callable) -> Callable:
         @functools.wraps(original)
-        def invoke(runner: click.testing.CliRunner, cli: Any, *args: Any, **kwargs: Any) -> click.testing.Result:
+        def invoke(runner: Any, cli: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(runner, cli, *args, **kwargs)
-            where = f"{self.current}: CliRunner result of {getattr(cli, 'name', None) or 'a command'}"
+            where = f"{self.current}: CliRunner result of {_invoked(cli, args[0] if args else kwargs.get('args'))}"
             self.scanner.check(result.output, where, "CLI output")
             with contextlib.suppress(ValueError):  # click before 8.2 mixes stderr into output
                 self.scanner.check(result.stderr, where, "CLI output")

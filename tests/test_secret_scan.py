@@ -24,10 +24,13 @@ from typing import Iterator
 from urllib.parse import quote
 
 import click
+import click.testing
 import pytest
-from click.testing import CliRunner
+import typer
+import typer.testing
 
 import secret_scan
+from arb.cli import app as arb_app
 from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY
 from arb_upbit.emulator import UpbitEmulator
 from secret_scan import Scanner
@@ -188,11 +191,6 @@ def test_the_runs_hooks_see_logs_exceptions_and_outputs(scan, capsys, request):
         with pytest.raises(ValueError):
             raise ValueError(f"refused {key}")
 
-        @click.command()
-        def leaky():
-            click.echo(key)
-
-        CliRunner().invoke(leaky)
         command = [sys.executable, "-c", f"print({key!r})"]
         subprocess.run(command, capture_output=True, check=True)
         print(key)
@@ -201,10 +199,44 @@ def test_the_runs_hooks_see_logs_exceptions_and_outputs(scan, capsys, request):
         assert set(found(scan.scanner, key)) == {
             f"{nodeid}: log record secret-scan-example WARNING",
             f"{nodeid}: exception caught by pytest.raises",
-            f"{nodeid}: CliRunner result of leaky",
             f"{nodeid}: output of {os.path.basename(sys.executable)} -c print({key!r})",
             f"{nodeid}: output read through a capture fixture",
         }
+
+
+def click_app(key: str) -> click.Command:
+    @click.command()
+    def leaky():
+        click.echo(key)
+
+    return leaky
+
+
+def typer_app(key: str) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    def leaky():
+        typer.echo(key)
+
+    return app
+
+
+@pytest.mark.parametrize("runner, make_app, named", [(click.testing.CliRunner, click_app, "leaky"),
+                                                     (typer.testing.CliRunner, typer_app, "a command")],
+                         ids=["click", "typer"])
+def test_cli_runner_results_are_seen(scan, request, runner, make_app, named):
+    with planted(scan.scanner) as key:
+        assert runner().invoke(make_app(key)).exit_code == 0
+        assert found(scan.scanner, key) == [f"{request.node.nodeid}: CliRunner result of {named}"]
+
+
+def test_arb_cli_output_is_seen(scan, request):
+    # arb's own app through typer's runner, as most tests run it; the refusal names the path.
+    with planted(scan.scanner) as key:
+        result = typer.testing.CliRunner().invoke(arb_app, ["validate-config", f"/nonexistent/{key}.yaml"])
+        assert result.exit_code != 0
+        assert found(scan.scanner, key) == [f"{request.node.nodeid}: CliRunner result of validate-config"]
 
 
 def test_exceptions_escaping_threads_are_seen(scan):
