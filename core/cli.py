@@ -3,9 +3,11 @@
 Exit codes: 0 normal end, 1 unexpected error or a live session that may not
 start (start-up reconciliation left an order unknown), 2 bad config or usage,
 3 session stopped by a guard (``check-order``: order vetoed).
-"""
 
-from __future__ import annotations
+The CLI modules leave annotations evaluated (no ``from __future__ import
+annotations``): typer reads every command's signature on each start, and
+would evaluate each string annotation twice.
+"""
 
 import functools
 import json

@@ -2,7 +2,7 @@
 and the operator's explicit, journaled commands: ``clear-stop`` (past a
 daily-loss stop) and ``clear-exposure`` (an unhedged position flattened by hand)."""
 
-from __future__ import annotations
+# Annotations stay evaluated here, as in arb.cli (typer reads them on every start).
 
 import functools
 import getpass

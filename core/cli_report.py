@@ -1,6 +1,6 @@
 """``arb report``: a session (or a date range of them) from the journal, as one self-contained HTML file."""
 
-from __future__ import annotations
+# Annotations stay evaluated here, as in arb.cli (typer reads them on every start).
 
 from pathlib import Path
 from typing import Annotated, Optional

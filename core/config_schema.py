@@ -12,12 +12,13 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from arb.config_errors import where
 from arb.config_values import SECRET_KEY
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 @lru_cache(maxsize=1)
@@ -27,14 +28,125 @@ def schema() -> dict[str, Any]:
 
 
 def schema_problems(data: dict[str, Any], lines: Mapping[str, int]) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema())
+    if conforms(data):
+        return []
     problems = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = _dotted(error.absolute_path)
         problems.extend(_describe(error, path, lines))
     # ``exchanges.upbit`` matches both its property and the name pattern, so
     # one mistake can be reported twice.
     return list(dict.fromkeys(problems))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    # jsonschema takes longer to import than the rest of config loading
+    # together, so only a config that does not conform pays for it.
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def conforms(data: Any) -> bool:
+    """True only if ``data`` is valid against the schema, as jsonschema would find it.
+
+    False means invalid *or* not decided here: a value of a type YAML does not
+    produce for JSON, or a schema keyword not handled below.  Either way
+    jsonschema then decides and says why, so this check only has to be
+    sound, never complete.
+    """
+    root = schema()
+    return _conforms(root, data, root)
+
+
+def _conforms(node: Any, value: Any, root: Mapping[str, Any]) -> bool:
+    if node is True:
+        return True
+    if not isinstance(node, dict) or type(value) not in _PLAIN:
+        return False
+    if type(value) is dict and any(type(key) is not str for key in value):
+        return False
+    for keyword, argument in node.items():
+        check = _KEYWORDS.get(keyword)
+        if check is None:
+            if keyword not in _ANNOTATIONS:
+                return False
+        elif not check(argument, value, node, root):
+            return False
+    return True
+
+
+_PLAIN = (dict, list, str, int, float, bool, type(None))
+_SCALARS = (str, int, float, bool, type(None))
+_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+          # Stricter than jsonschema (which also takes 5.0 as an integer): a
+          # float there is left to jsonschema to decide.
+          "integer": (int,), "number": (int, float)}
+_LOCAL_REF = re.compile(r"#(/[A-Za-z0-9_$-]+)+")
+#: Keywords that assert nothing.  No format checker is given to jsonschema,
+#: so ``format`` is only an annotation there too.
+_ANNOTATIONS = frozenset({"$schema", "$defs", "$comment", "title", "description", "default", "examples", "format"})
+
+
+def _number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _additional(argument: Any, value: dict, node: Mapping[str, Any], root: Mapping[str, Any]) -> bool:
+    # What jsonschema counts as additional: the patterns joined, as it does.
+    known = node.get("properties", {})
+    patterns = "|".join(node.get("patternProperties", {}))
+    extras = [key for key in value if key not in known and not (patterns and re.search(patterns, key))]
+    if isinstance(argument, dict):
+        return all(_conforms(argument, value[key], root) for key in extras)
+    return bool(argument) or not extras
+
+
+def _unique(argument: Any, value: Any) -> bool:
+    if not argument or type(value) is not list:
+        return True
+    # jsonschema's equality is not Python's (1 == True, 1 == 1.0 differ
+    # there); texts compare the same in both.
+    return all(type(item) is str for item in value) and len(set(value)) == len(value)
+
+
+def _ref(argument: Any, value: Any, root: Mapping[str, Any]) -> bool:
+    # Only plain "#/a/b" pointers, read the same by JSON Pointer and by _ref_target.
+    if not isinstance(argument, str) or not _LOCAL_REF.fullmatch(argument):
+        return False
+    try:
+        target = _ref_target(argument)
+    except (KeyError, TypeError):
+        return False
+    return _conforms(target, value, root)
+
+
+_KEYWORDS: dict[str, Callable[[Any, Any, Mapping[str, Any], Mapping[str, Any]], bool]] = {
+    "type": lambda a, v, n, r: any(type(v) in _TYPES.get(t, ()) for t in (a if isinstance(a, list) else [a])),
+    "enum": lambda a, v, n, r: type(v) in _SCALARS and any(type(e) is type(v) and e == v for e in a),
+    "properties": lambda a, v, n, r: type(v) is not dict or all(
+        _conforms(sub, v[key], r) for key, sub in a.items() if key in v),
+    "patternProperties": lambda a, v, n, r: type(v) is not dict or all(
+        _conforms(sub, item, r) for pattern, sub in a.items() for key, item in v.items() if re.search(pattern, key)),
+    "additionalProperties": lambda a, v, n, r: type(v) is not dict or _additional(a, v, n, r),
+    "propertyNames": lambda a, v, n, r: type(v) is not dict or all(_conforms(a, key, r) for key in v),
+    "required": lambda a, v, n, r: type(v) is not dict or all(key in v for key in a),
+    "items": lambda a, v, n, r: type(v) is not list or all(_conforms(a, item, r) for item in v),
+    "minItems": lambda a, v, n, r: type(v) is not list or len(v) >= a,
+    "maxItems": lambda a, v, n, r: type(v) is not list or len(v) <= a,
+    "uniqueItems": lambda a, v, n, r: _unique(a, v),
+    "minLength": lambda a, v, n, r: type(v) is not str or len(v) >= a,
+    "pattern": lambda a, v, n, r: type(v) is not str or re.search(a, v) is not None,
+    # Written as jsonschema compares, so a NaN fares the same in both.
+    "minimum": lambda a, v, n, r: not _number(v) or not v < a,
+    "maximum": lambda a, v, n, r: not _number(v) or not v > a,
+    "exclusiveMinimum": lambda a, v, n, r: not _number(v) or not v <= a,
+    "exclusiveMaximum": lambda a, v, n, r: not _number(v) or not v >= a,
+    "$ref": lambda a, v, n, r: _ref(a, v, r),
+    # An $id below the root would change what "#/..." refers to.
+    "$id": lambda a, v, n, r: n is r,
+}
 
 
 def _dotted(parts: Any) -> str:
@@ -149,9 +261,13 @@ def _resolve(node_schema: Mapping[str, Any]) -> Mapping[str, Any]:
     ref = node_schema.get("$ref")
     if not ref:
         return node_schema
+    merged = dict(_ref_target(ref))
+    merged.update({k: v for k, v in node_schema.items() if k != "$ref"})
+    return merged
+
+
+def _ref_target(ref: str) -> Any:
     target: Any = schema()
     for part in ref.lstrip("#/").split("/"):
         target = target[part]
-    merged = dict(target)
-    merged.update({k: v for k, v in node_schema.items() if k != "$ref"})
-    return merged
+    return target

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from arb.config import JournalSettings
 from arb.events import Event
 from arb import journal_queries as queries
 from arb.journal_queries import day_window, stops_in_force, today_realized_pnl
 from arb.journal_rows import RowWriter
-from arb.journal_schema import JournalError, migrate
+# default_path and journal_path live beside connect so that reading a journal
+# (validate-config, arb journal) does not load the writer; callers find them here.
+from arb.journal_schema import JournalError, connect, default_path, journal_path  # noqa: F401
 from arb.models import Order, OrderIntent, OrderStatus, Side
 from arb.portfolio import trading_day
 
@@ -49,42 +50,6 @@ _BATCH = 2048
 #: of the queued records (never an order's id: those are not queued).
 GATHER_S = 0.05
 CHECKPOINT_S = 1.0
-
-
-def default_path() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "arb" / "journal.sqlite"
-
-
-def journal_path(settings: JournalSettings) -> Path:
-    if settings.path is None:
-        return default_path()
-    path = Path(os.path.expandvars(os.path.expanduser(settings.path)))
-    return path if path.is_absolute() or not settings.base_dir else Path(settings.base_dir) / path
-
-
-def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """An autocommit connection to a migrated journal, or :class:`JournalError` saying why not."""
-    if path.is_dir():
-        raise JournalError(f"journal {path} is a directory; journal.path must name a file")
-    if not create and not path.exists():
-        raise JournalError(f"no journal at {path} (no session has written one yet, or the wrong path)")
-    try:
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-    except (OSError, sqlite3.Error) as exc:
-        raise JournalError(f"cannot open journal {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        migrate(conn, str(path))
-    except sqlite3.Error as exc:
-        conn.close()
-        raise JournalError(f"journal {path} is not usable: {exc} (not an arb journal?)") from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def now_ms() -> float:

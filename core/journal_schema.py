@@ -5,14 +5,21 @@ by a newer arb (a version this module does not know) is refused rather than
 read with the wrong idea of what its columns mean.
 
 To change the schema, append a :class:`Migration`; never edit one that has
-shipped, since databases out there already ran it.
+shipped, since databases out there already ran it.  Where the journal file
+lives and how a connection to it is opened are here too.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arb.config import JournalSettings
 
 
 class JournalError(RuntimeError):
@@ -149,3 +156,39 @@ def _checked(version: int, latest: int, where: str) -> int:
                            f"(up to {latest}): it was written by a newer arb; upgrade arb, or set "
                            "journal.path to another file")
     return version
+
+
+def default_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "arb" / "journal.sqlite"
+
+
+def journal_path(settings: JournalSettings) -> Path:
+    if settings.path is None:
+        return default_path()
+    path = Path(os.path.expandvars(os.path.expanduser(settings.path)))
+    return path if path.is_absolute() or not settings.base_dir else Path(settings.base_dir) / path
+
+
+def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """An autocommit connection to a migrated journal, or :class:`JournalError` saying why not."""
+    if path.is_dir():
+        raise JournalError(f"journal {path} is a directory; journal.path must name a file")
+    if not create and not path.exists():
+        raise JournalError(f"no journal at {path} (no session has written one yet, or the wrong path)")
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    except (OSError, sqlite3.Error) as exc:
+        raise JournalError(f"cannot open journal {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        migrate(conn, str(path))
+    except sqlite3.Error as exc:
+        conn.close()
+        raise JournalError(f"journal {path} is not usable: {exc} (not an arb journal?)") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -30,15 +30,11 @@ from typing import Callable, Mapping
 
 from arb.book import OrderBook
 from arb.config import LegRiskSettings
-from arb.models import MarketRules, Order, OrderIntent, Side
+from arb.models import OUTCOME_UNKNOWN, MarketRules, Order, OrderIntent, Side
 from arb.strategy import Plan
 
 UNWIND, RETRY = "unwind", "retry"
 POLICIES = (UNWIND, RETRY)
-
-#: How a gateway says it cannot tell whether an order reached the book
-#: (the start of ``Order.reason``): such an order may or may not have filled.
-OUTCOME_UNKNOWN = "outcome unknown"
 
 # Float noise, not quantity: fills are sums of exchange decimals.
 _NOISE = 1e-12

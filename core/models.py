@@ -166,6 +166,11 @@ class OrderIntent:
             raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {self.order_type!r}")
 
 
+#: How a gateway says it cannot tell whether an order reached the book
+#: (the start of ``Order.reason``): such an order may or may not have filled.
+OUTCOME_UNKNOWN = "outcome unknown"
+
+
 class OrderStatus(str, Enum):
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"

@@ -19,18 +19,31 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from arb.notify_alert import Alert, NotificationSettings, NotifierConfigError, NotifierError
-from arb.notify_delivery import protect_secrets, redact
-from arb.notify_events import EventAlerts
-from arb.notify_router import AlertRouter
 
 if TYPE_CHECKING:
     from arb.config import Config
+    from arb.notify_events import EventAlerts
+    from arb.notify_router import AlertRouter
     from arb.plugins import PluginRegistry
 
 __all__ = [
     "Alert", "AlertRouter", "EventAlerts", "NotificationSettings", "NotifierConfigError", "NotifierError",
     "build_notifiers", "notification_problems", "read_channel_secrets",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Every notifier plugin imports Alert and NotifierError from here when
+    # plugins load, for every command; the router and the delivery threads
+    # are needed only by a session.
+    if name == "AlertRouter":
+        from arb.notify_router import AlertRouter
+        return AlertRouter
+    if name == "EventAlerts":
+        from arb.notify_events import EventAlerts
+        return EventAlerts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def build_notifiers(config: Config, registry: PluginRegistry, *, environ: Mapping[str, str] | None = None,
                     clock: Callable[[], float] = time.time, start: bool = True) -> AlertRouter:
@@ -39,6 +52,9 @@ def build_notifiers(config: Config, registry: PluginRegistry, *, environ: Mappin
     its timer thread runs.  Raises :class:`NotifierConfigError` naming the
     channel when a notifier is not installed, a variable is unset, or a
     plugin's ``build`` refuses its options."""
+    from arb.notify_delivery import protect_secrets
+    from arb.notify_router import AlertRouter
+
     env = os.environ if environ is None else environ
     settings = NotificationSettings.from_section(config.raw.get("notifications") or {})
     router = AlertRouter(settings, clock=clock)
@@ -77,6 +93,8 @@ def build_notifiers(config: Config, registry: PluginRegistry, *, environ: Mappin
 def _build_one(spec: Any, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> tuple[Any, str]:
     # The error is raised by the caller, outside this except block, so it
     # carries no chained exception that might quote a secret.
+    from arb.notify_delivery import redact
+
     try:
         return spec.build(settings, secrets), ""
     except Exception as exc:

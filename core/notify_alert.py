@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from arb.notify_delivery import SEVERITIES
+SEVERITIES = ("info", "warning", "critical")
 
 
 class NotifierError(RuntimeError):

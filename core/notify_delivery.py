@@ -14,13 +14,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
+from arb.notify_alert import SEVERITIES
+
 if TYPE_CHECKING:
     from arb.notify_alert import Alert
     from arb.specs import Notifier
 
 log = logging.getLogger("arb.notify")
-
-SEVERITIES = ("info", "warning", "critical")
 
 
 # --- keeping secrets out of logs ---------------------------------------------------------

@@ -78,9 +78,9 @@ def load_registry(*, entry_points: bool = True,
     pm.add_hookspecs(hookspecs)
     registry = PluginRegistry()
     if entry_points:
+        origins: dict[int, tuple[str, str]] = {}
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist
-            info = PluginInfo(ep.name, ep.value, dist.name if dist else "?", dist.version if dist else "?")
+            info = PluginInfo(ep.name, ep.value, *_origin(ep.dist, origins))
             _register(pm, registry, info, lambda ep=ep: ep.load())
     for name, obj in extra:
         info = PluginInfo(name, getattr(obj, "__name__", type(obj).__name__), "(registered in process)", "-")
@@ -98,6 +98,20 @@ def load_registry(*, entry_points: bool = True,
     _collect(pm.hook.arb_register_guard_rules, "guard_rule", GuardRuleSpec, registry.guard_rules, by_name)
     _check_rule_orders(registry)
     return registry
+
+
+def _origin(dist: metadata.Distribution | None, seen: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """Name and version of the distribution an entry point comes from.
+
+    Each of ``dist.name`` and ``dist.version`` parses the whole metadata file
+    (arb's holds its README), and one distribution gives many entry points.
+    """
+    if dist is None:
+        return "?", "?"
+    if id(dist) not in seen:
+        meta = dist.metadata
+        seen[id(dist)] = (meta["Name"], meta["Version"])
+    return seen[id(dist)]
 
 
 def _register(pm: pluggy.PluginManager, registry: PluginRegistry, info: PluginInfo,

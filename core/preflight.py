@@ -55,11 +55,9 @@ def preflight(config: Config, registry: PluginRegistry, mode: str | None = None,
 def _journal_leftovers(config: Config) -> Item:
     """What earlier live_trading sessions left that the next one must deal with
     first (read-only: validating never changes the journal)."""
-    from arb.journal import connect, journal_path
     from arb.journal_queries import live_positions, net_positions, unsettled_intents
-    from arb.journal_schema import JournalError
-    from arb.legrisk import OUTCOME_UNKNOWN
-    from arb.models import OrderStatus
+    from arb.journal_schema import JournalError, connect, journal_path
+    from arb.models import OUTCOME_UNKNOWN, OrderStatus
 
     name = "earlier live sessions"
     if not config.journal.enabled:

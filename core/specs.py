@@ -7,11 +7,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
 
-from arb.book import OrderBook
 from arb.guard import GuardLimits, GuardRule
 from arb.models import MarketRules
 
 if TYPE_CHECKING:
+    from arb.book import OrderBook
     from arb.notify import Alert
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
