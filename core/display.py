@@ -39,7 +39,9 @@ def summary_renderable(summary: dict[str, Any]) -> Group:
         ("duration", f"{summary['duration_s']:.1f} s"),
         ("loops (book updates)", f"{summary['loops']:,}"),
         ("trades opened / closed", f"{summary['trades_opened']} / {summary['trades_closed']}"
-                                   + (f" ({summary['open_trades']} still open)" if summary.get("open_trades") else "")),
+                                   + (f" ({summary['open_trades']} still open)" if summary.get("open_trades") else "")
+                                   + (f", {summary['trades_adopted']} adopted from earlier sessions"
+                                      if summary.get("trades_adopted") else "")),
         ("total PnL", f"{summary['total_pnl']:+.4f} (realized {summary['realized_pnl']:+.4f})"),
         ("active orders", str(summary["active_orders"])),
         ("avg loop time", f"{summary['avg_loop_ms'] * 1000:.1f} µs"),

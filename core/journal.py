@@ -151,6 +151,9 @@ class Journal:
     def live_positions(self) -> list[dict[str, Any]]:
         return self._read(queries.live_positions)
 
+    def open_live_trades(self) -> list[dict[str, Any]]:
+        return self._read(queries.open_live_trades)
+
     def other_sessions_running(self) -> list[dict[str, Any]]:
         """Earlier sessions of this mode with no end recorded (crashed, or running now)."""
         rows = self._read(lambda conn: queries.running_sessions(conn, self.mode))

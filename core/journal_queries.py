@@ -96,6 +96,17 @@ def net_positions(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     return net
 
 
+def open_live_trades(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Hedged pairs live_trading sessions opened and no session closed.
+
+    One adopted earlier and still open is adopted again: its adopter has ended,
+    since a live_trading session does not start while another one runs."""
+    return _rows(conn.execute(
+        "SELECT t.session_id, t.trade_id, t.asset, t.direction, t.quantity, t.opened_ms, t.entry_premium_pct, "
+        "t.open_cashflow FROM trades t JOIN sessions s ON s.id = t.session_id WHERE s.mode = 'live_trading' "
+        "AND t.closed_ms IS NULL ORDER BY t.opened_ms"))
+
+
 def running_sessions(conn: sqlite3.Connection, mode: str) -> list[dict[str, Any]]:
     """Sessions of ``mode`` with no end recorded: crashed, or still running."""
     return _rows(conn.execute(

@@ -18,7 +18,7 @@ from arb.portfolio import trading_day
 _OUTCOMES = {"plan_allowed": "allowed", "plan_blocked": "blocked", "plan_skipped": "skipped",
              "shadow_trade": "shadow"}
 #: Records the journal makes itself (the rest are events, kept as JSON).
-_RECORDS = ("order", "trade_opened", "trade_closed", "pnl", "session_end")
+_RECORDS = ("order", "trade_opened", "trade_closed", "trade_adopted", "pnl", "session_end")
 
 
 Statement = tuple[str, tuple]
@@ -32,6 +32,8 @@ class RowWriter:
         self._last_refusal: dict[tuple[str, str], tuple[str, str]] = {}
         # client order id -> (status, filled qty, fills written) last journaled.
         self._order_seen: dict[str, tuple[str, float, int]] = {}
+        # This session's id of a trade adopted from an earlier one -> its row (session, trade id).
+        self._adopted: dict[int, tuple[str, int]] = {}
 
     def statements(self, kind: str, ts_ms: float, data: Any) -> list[Statement]:
         if kind in _OUTCOMES:
@@ -92,12 +94,19 @@ class RowWriter:
 
     def _trade_closed(self, ts_ms: float, t: tuple) -> list[Statement]:
         trade_id, closed_ms, premium, pnl, orders = t
+        # An adopted trade keeps the row of the session that opened it.
+        session, row_id = self._adopted.get(trade_id, (self.session_id, trade_id))
         # A partial close (leg-risk repairs) adds to what was realized before.
         return [(
             "UPDATE trades SET closed_ms = ?, exit_premium_pct = ?, realized_pnl = COALESCE(realized_pnl, 0) + ?, "
             "trading_day = ?, close_orders = ? WHERE session_id = ? AND trade_id = ?",
             (closed_ms, premium, pnl, trading_day(closed_ms, self.day_start_ms), json.dumps(orders),
-             self.session_id, trade_id))]
+             session, row_id))]
+
+    def _trade_adopted(self, ts_ms: float, data: dict[str, Any]) -> list[Statement]:
+        self._adopted[data["trade_id"]] = (data["from_session"], data["from_trade"])
+        return [("UPDATE trades SET adopted_by = ? WHERE session_id = ? AND trade_id = ?",
+                 (f"{self.session_id}/{data['trade_id']}", data["from_session"], data["from_trade"]))]
 
     def _pnl(self, ts_ms: float, data: tuple) -> list[Statement]:
         amount, source = data

@@ -104,6 +104,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             id INTEGER PRIMARY KEY, ts_ms REAL NOT NULL, mode TEXT NOT NULL, asset TEXT NOT NULL,
             quantity REAL NOT NULL, operator TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT)""",
     )),
+    Migration(3, "trades adopted by a later session", (
+        # "<session>/<trade id>" of the session that took over an open pair
+        # after a restart; the row stays its opener's, and is closed by the adopter.
+        "ALTER TABLE trades ADD COLUMN adopted_by TEXT",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

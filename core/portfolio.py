@@ -53,6 +53,7 @@ class Portfolio:
         self.open_trades: dict[int, Trade] = {}
         self.trades_opened = 0
         self.trades_closed = 0
+        self.trades_adopted = 0
         self.realized_pnl = 0.0
         self.realized_by_day: dict[str, float] = {}
         self._next_id = 1
@@ -74,6 +75,18 @@ class Portfolio:
         self.open_trades[trade.id] = trade
         self._by_asset[trade.asset] = self._by_asset.get(trade.asset, ()) + (trade,)
         self.trades_opened += 1
+        return trade
+
+    def adopt(self, asset: str, direction: Direction, quantity: float, opened_ms: float, entry_premium_pct: float,
+              open_cashflow: float) -> Trade:
+        """A hedged pair an earlier session opened and never closed: from now
+        on this portfolio closes it, and realizes its whole PnL when it does.
+        Not counted as opened here; its orders belong to the earlier session."""
+        trade = Trade(self._next_id, asset, direction, quantity, opened_ms, entry_premium_pct, open_cashflow, [])
+        self._next_id += 1
+        self.open_trades[trade.id] = trade
+        self._by_asset[asset] = self._by_asset.get(asset, ()) + (trade,)
+        self.trades_adopted += 1
         return trade
 
     def close(self, trade: Trade, plan: Plan, orders: list[Order], now_ms: float,

@@ -9,6 +9,10 @@
    gave up on, a pair cut in half by a crash) is read from the journal: while
    it is not flat, no new trade opens, across restarts, until a person flattens
    it and says so with ``arb journal clear-exposure``.
+4. Hedged pairs earlier live_trading sessions opened and never closed are
+   adopted: this session closes them when the premium comes back, as if it
+   had opened them, and realizes their PnL then.  A restart must not orphan
+   a position the bot is responsible for.
 """
 
 from __future__ import annotations
@@ -61,6 +65,28 @@ def settle_start(session: Any) -> None:
     if result.counts().get("cancelled"):
         session.pipeline.gateway.refresh_balances()  # the cancels freed what those orders held
     _pick_up_exposure(session, markets)
+    if trading:
+        _adopt_open_trades(session)
+
+
+def _adopt_open_trades(session: Any) -> None:
+    from arb.strategy import Direction
+
+    traded = {pair.asset for pair in session.request.pairs}
+    portfolio = session.engine.portfolio
+    for row in session.journal.open_live_trades():
+        origin = f"trade {row['trade_id']} of session {row['session_id']}"
+        if row["asset"] not in traded:
+            log.warning("[ARB_RECONCILE] %s (%s, %g) is not in this config's pairs: left open, not managed",
+                        origin, row["asset"], row["quantity"])
+            continue
+        trade = portfolio.adopt(row["asset"], Direction(row["direction"]), row["quantity"], row["opened_ms"],
+                                row["entry_premium_pct"] or 0.0, row["open_cashflow"] or 0.0)
+        session.events.publish("trade_adopted", now_ms(), trade_id=trade.id, asset=trade.asset,
+                               direction=trade.direction.value, quantity=trade.quantity,
+                               from_session=row["session_id"], from_trade=row["trade_id"])
+        log.warning("[ARB_RECONCILE] adopted %s: %s %s %g; it closes here when the premium comes back",
+                    origin, trade.direction.value, trade.asset, trade.quantity)
 
 
 def _pick_up_exposure(session: Any, markets: list) -> None:

@@ -36,6 +36,8 @@ def session_summary(session: Session) -> dict[str, Any]:
         "trades_opened": portfolio.trades_opened,
         "trades_closed": portfolio.trades_closed,
         "open_trades": len(portfolio.open_trades),
+        # Hedged pairs earlier sessions left open, managed by this one (not counted as opened).
+        "trades_adopted": portfolio.trades_adopted,
         "realized_pnl": round(portfolio.realized_pnl, 6),
         "unrealized_pnl": round(unrealized, 6),
         "total_pnl": round(portfolio.realized_pnl + unrealized, 6),

@@ -33,8 +33,8 @@ from arb.models import Order, OrderIntent, OrderStatus, Side
 from arb_binance.emulator import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, BinanceEmulator
 from arb_upbit.emulator import UpbitEmulator
 from arb_upbit.testing import client_for
-from emulated import (DEAR_KRW, binance_client_for, binance_posts, kill_9_once_both_have_orders,
-                      premium_exchanges, running, upbit_posts, write_live_config)
+from emulated import (DEAR_KRW, PAR_KRW, binance_client_for, binance_posts, kill_9_once_both_have_orders,
+                      premium_exchanges, running, set_upbit_btc, upbit_posts, write_live_config)
 
 UPBIT_ACCESS, UPBIT_SECRET = "rec-upbit-access-key-000000000000000001", "rec-upbit-secret-key-000000000000000002"
 EARLIER = "c0ffee01"          # the crashed session's id: its orders are arbc0ffee01-N
@@ -228,6 +228,33 @@ def test_an_unhedged_position_holds_entries_until_the_operator_clears_it(tmp_pat
     _, summary = run(tmp_path, cfg, seconds=3.0)
     assert summary["inherited_exposure"] == {} and summary["entries_refused"] == ""
     assert summary["trades_opened"] == 1 and posts(upbit, binance) == 3
+
+
+def test_a_restart_adopts_the_open_pair_and_closes_it_when_the_premium_is_gone(tmp_path, exchanges):
+    """Must not be orphaned: a hedged pair an earlier session opened and did not close."""
+    upbit, binance = exchanges
+    journal = tmp_path / "journal.sqlite"
+    cfg = write_config(tmp_path, upbit, binance)
+    _, first = run(tmp_path, cfg)
+    assert first["trades_opened"] == 1 and first["open_trades"] == 1  # the premium never came back down
+    # Adopted by a session that does not get to close it either: the next one adopts it again.
+    _, between = run(tmp_path, cfg)
+    assert between["trades_adopted"] == 1 and between["open_trades"] == 1 and between["trades_opened"] == 0
+    assert posts(upbit, binance) == 2  # the adopted pair fills max_open_trades: nothing new opened
+    set_upbit_btc(upbit, PAR_KRW)
+
+    result, second = run(tmp_path, cfg, seconds=3.0)
+
+    assert second["trades_adopted"] == 1 and second["trades_opened"] == 0 and second["trades_closed"] == 1
+    assert "1 adopted from earlier sessions" in " ".join(result.stdout.split())
+    assert posts(upbit, binance) == 4  # the pair's two legs, then its two closing legs
+    [(owner, closed, adopted_by, pnl)] = query(
+        journal, "SELECT session_id, closed_ms IS NOT NULL, adopted_by, realized_pnl FROM trades")
+    assert owner == first["session_id"] and closed == 1 and adopted_by == f"{second['session_id']}/1"
+    assert pnl == pytest.approx(second["realized_pnl"], abs=1e-6) and pnl != 0
+    assert second["inherited_exposure"] == {}
+    _, third = run(tmp_path, cfg)
+    assert third["trades_adopted"] == 0 and posts(upbit, binance) == 4
 
 
 def test_live_readonly_records_but_never_cancels(tmp_path, exchanges, clients):
