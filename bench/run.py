@@ -2,6 +2,7 @@
 
     python bench/run.py            # full sizes (a few minutes)
     python bench/run.py --quick    # tiny sizes: checks they run, figures not meaningful
+    python -m bench.replay         # one benchmark alone, from the repository root
 
 Each benchmark runs in its own Python process, so one's memory (replay
 keeps its books in memory) never shows in another's peak RSS.
