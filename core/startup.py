@@ -51,7 +51,9 @@ def settle_start(session: Any) -> None:
     session.reconciliation = result
     if result.settlements or result.unknown:
         session.events.publish("reconciled", now_ms(), **result.as_dict())
-    journal.flush()
+    if not journal.flush() and trading:
+        raise StartupRefused(f"the journal {journal.path} did not confirm what start-up reconciliation recorded "
+                             "within 10 s; nothing is sent on an unconfirmed record")
     if result.others_open:
         log.info("[ARB_RECONCILE] %d open order(s) at the exchanges were not placed by arb; left alone",
                  result.others_open)
@@ -59,7 +61,7 @@ def settle_start(session: Any) -> None:
         listed = "; ".join(result.unknown)
         if trading:
             raise StartupRefused(
-                f"start-up reconciliation could not settle {len(result.unknown)} earlier order(s): {listed}. "
+                f"start-up reconciliation could not settle what earlier sessions left ({listed}). "
                 "Nothing is sent while an order's state is unknown; run again once the exchange answers")
         log.error("[ARB_RECONCILE] could not settle: %s (live_readonly sends nothing, so it runs on)", listed)
     if result.counts().get("cancelled"):
