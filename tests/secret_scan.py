@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
-import click.testing
 import pytest
 import typer
 import typer.testing
@@ -361,8 +360,9 @@ class SecretScan:
         self._patch(logging.Logger, "callHandlers", self._wrap_call_handlers)
         self._patch(subprocess.Popen, "__init__", self._wrap_popen_init)
         self._patch(subprocess.Popen, "communicate", self._wrap_communicate)
-        # typer's runner is its own class now, not click's with another name: both are wrapped.
-        for runner in {click.testing.CliRunner, typer.testing.CliRunner}:
+        # typer's runner is its own class in recent typer, click's under another name
+        # in older ones (click itself is not installed beside recent typer): each found is wrapped.
+        for runner in {typer.testing.CliRunner, *_click_runner()}:
             if "invoke" in runner.__dict__:
                 self._patch(runner, "invoke", self._wrap_invoke)
         self._patch(CaptureFixture, "readouterr", self._wrap_readouterr)
@@ -527,3 +527,11 @@ def plugin(config: pytest.Config) -> SecretScan:
     found = config.pluginmanager.get_plugin("secret-scan")
     assert isinstance(found, SecretScan), "the secret scan plugin is not registered (tests/conftest.py)"
     return found
+
+
+def _click_runner() -> list[type]:
+    try:
+        import click.testing
+    except ImportError:
+        return []
+    return [click.testing.CliRunner]
