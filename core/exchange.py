@@ -80,7 +80,11 @@ class ExchangeClient(Protocol):
 
     def cancel_order(self, symbol: str, client_order_id: str) -> Order: ...
 
-    def open_orders(self, symbols: Sequence[str]) -> list[Order]: ...
+    def open_orders(self, symbols: Sequence[str]) -> list[Order]:
+        """Every open order on ``symbols``, ours or not, each with the client
+        order id it was placed with in ``intent.client_order_id`` ("" when it
+        has none).  Start-up reconciliation settles ours by it and leaves the
+        others alone, so an adapter must not drop or invent ids."""
 
     def book_stream(self, symbols: Sequence[str], on_book: Callable[[OrderBook], None],
                     on_status: Callable[[str, str], None]) -> BookStream:
