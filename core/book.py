@@ -59,6 +59,11 @@ class Walk(NamedTuple):
     worst_price: float    # the last level touched: a limit price that fills it all
 
 
+# Walk(...) goes through a Python-level __new__, and pricing an entry or an
+# exit walks both books.
+_new_walk = tuple.__new__
+
+
 def walk(levels: list[Level], quantity: float) -> Walk:
     """Sweep ``levels`` (best first) for ``quantity``."""
     # Float noise left over after subtracting level sizes (0.4 - 0.1 - 0.3 =
@@ -79,7 +84,7 @@ def walk(levels: list[Level], quantity: float) -> Walk:
         worst = price
     if quantity - filled <= dust:
         filled = quantity
-    return Walk(filled, cost / filled if filled else 0.0, worst)
+    return _new_walk(Walk, (filled, cost / filled if filled else 0.0, worst))
 
 
 def depth(levels: list[Level], max_levels: int) -> float:

@@ -71,6 +71,10 @@ class Engine:
         self._valued_at = -1
         self._equity: dict[str, float] = {}
         self._unrealized = 0.0
+        self._valued_fx = 0.0
+        # (exchange, asset) -> (book key, quoted locally) its holding is valued
+        # on, or None when no pair trades it; the pairs never change.
+        self._valued_on: dict[tuple[str, str], tuple[Key, bool] | None] = {}
 
     def attach(self, pipeline: OrderPipeline) -> None:
         self.pipeline = pipeline
@@ -104,27 +108,36 @@ class Engine:
 
     def _evaluate(self, pair: Pair) -> None:
         books = self.books
-        local = books.get(pair.local_key)
-        ref = books.get(pair.reference_key)
-        fx_book = books.get(self.fx_key)
-        if local is None or ref is None or fx_book is None:
+        try:
+            local = books[pair.local_key]
+            ref = books[pair.reference_key]
+            fx_book = books[self.fx_key]
+        except KeyError:  # not every book has arrived yet
             return
-        oldest = min(local.received_ms, ref.received_ms, fx_book.received_ms)
+        # min() of the three, spelled out: this runs for every pair an update touches.
+        oldest = local.received_ms
+        if ref.received_ms < oldest:
+            oldest = ref.received_ms
+        if fx_book.received_ms < oldest:
+            oldest = fx_book.received_ms
+        pricer = self.pricer
         if self.now_ms - oldest > self.max_age_ms:
-            self.pricer._skip("stale book")
+            pricer._skip("stale book")
             return
         unusable = self._unusable
         if unusable:
             problem = unusable.get(pair.local_key) or unusable.get(pair.reference_key) or unusable.get(self.fx_key)
             if problem:
-                self.pricer._skip(problem)
+                pricer._skip(problem)
                 return
         fx = (fx_book.bids[0][0] + fx_book.asks[0][0]) * 0.5
-        open_here = self.portfolio.open_for(pair.asset)
+        # No trade open at all is the usual case, and then none for this asset.
+        portfolio = self.portfolio
+        open_here = portfolio.open_for(pair.asset) if portfolio.open_trades else ()
         for trade in open_here:
             if trade.id in self.stuck_trades:
                 continue
-            plan = self.pricer.exit_plan(pair, trade.id, trade.direction, trade.quantity, local, ref, fx)
+            plan = pricer.exit_plan(pair, trade.id, trade.direction, trade.quantity, local, ref, fx)
             if plan is not None:
                 plan.data_ms = oldest
                 self._close(trade, plan)
@@ -132,10 +145,12 @@ class Engine:
                     return
         if len(open_here) >= self.max_open or self.entries_halted or self._entries_blocked:
             return
+        direction = pricer.entry_direction(pair, local, ref, fx)
+        if direction is None:
+            return  # most updates: balances are read only for an opportunity
         gateway = self.pipeline.gateway
-        plan = self.pricer.entry_plan(pair, local, ref, fx,
-                                      gateway.free_balances(pair.local.exchange),
-                                      gateway.free_balances(pair.reference.exchange))
+        plan = pricer.open_plan(pair, direction, local, ref, fx, gateway.free_balances(pair.local.exchange),
+                                gateway.free_balances(pair.reference.exchange))
         if plan is not None:
             plan.data_ms = oldest
             self._open(plan)
@@ -319,10 +334,10 @@ class Engine:
         return (book.bids[0][0] + book.asks[0][0]) * 0.5
 
     def _fresh_valuations(self) -> None:
-        if self._valued_at != self.updates:
-            self._valued_at = self.updates
-            self._equity.clear()
-            self._unrealized = self._compute_unrealized()
+        self._valued_at = self.updates
+        self._equity.clear()
+        self._valued_fx = self.fx_rate()
+        self._unrealized = self._compute_unrealized()
 
     def equity(self, exchange: str) -> float:
         """Account value on ``exchange`` in the reference currency, at book mids.
@@ -330,36 +345,54 @@ class Engine:
         Assets we hold no book for are left out: the figure errs low, which
         can only make the balance rule stricter.
         """
-        self._fresh_valuations()
+        if self._valued_at != self.updates:
+            self._fresh_valuations()
         value = self._equity.get(exchange)
         if value is None:
             value = self._equity[exchange] = self._compute_equity(exchange)
         return value
 
     def _compute_equity(self, exchange: str) -> float:
-        fx = self.fx_rate()
+        fx = self._valued_fx
         total = 0.0
+        reference, local_quote = self.reference_currency, self.local_quote
+        books, unusable, valued_on = self.books, self._unusable, self._valued_on
         for asset, amount in self.pipeline.gateway.free_balances(exchange).items():
             if not amount:
                 continue
-            if asset == self.reference_currency:
+            if asset == reference:
                 total += amount
             elif not fx:
                 continue
-            elif asset == self.local_quote:
+            elif asset == local_quote:
                 total += amount / fx
             else:
-                pair = self._by_asset.get(asset)
-                if pair is None:
+                try:
+                    market = valued_on[exchange, asset]
+                except KeyError:
+                    market = self._valuation_market(exchange, asset)
+                if market is None:
                     continue
-                market = pair.local if pair.local.exchange == exchange else pair.reference
-                price = self._mid((market.exchange, market.symbol))
-                if price is not None:
-                    total += amount * (price / fx if market.rules.quote == self.local_quote else price)
+                key, local_quoted = market
+                book = books.get(key)
+                if book is None or key in unusable:
+                    continue
+                price = (book.bids[0][0] + book.asks[0][0]) * 0.5
+                total += amount * (price / fx if local_quoted else price)
         return total
 
+    def _valuation_market(self, exchange: str, asset: str) -> tuple[Key, bool] | None:
+        pair = self._by_asset.get(asset)
+        market = None
+        if pair is not None:
+            chosen = pair.local if pair.local.exchange == exchange else pair.reference
+            market = ((chosen.exchange, chosen.symbol), chosen.rules.quote == self.local_quote)
+        self._valued_on[exchange, asset] = market
+        return market
+
     def unrealized_pnl(self) -> float:
-        self._fresh_valuations()
+        if self._valued_at != self.updates:
+            self._fresh_valuations()
         return self._unrealized
 
     def unrealized_pnl_uncached(self) -> float:

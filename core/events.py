@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from arb.models import fast_constructor
+
 log = logging.getLogger("arb.events")
 
 
@@ -23,6 +25,8 @@ class Event:
 
 Subscriber = Callable[[Event], None]
 
+_new_event = fast_constructor(Event)  # three per opportunity
+
 
 class EventBus:
     def __init__(self) -> None:
@@ -32,7 +36,7 @@ class EventBus:
         self._subscribers.append(subscriber)
 
     def publish(self, kind: str, ts_ms: float, **data: Any) -> None:
-        event = Event(kind, ts_ms, data)
+        event = _new_event(kind, ts_ms, data)
         for subscriber in self._subscribers:
             try:
                 subscriber(event)

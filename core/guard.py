@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol, Sequence
 
-from arb.models import Side
+from arb.models import Side, fast_constructor
 
 log = logging.getLogger("arb.guard")
 
@@ -65,6 +65,9 @@ class OrderCheck:
     def describe(self) -> str:
         return (f"{self.exchange} {self.side.value} {self.quantity:g} {self.symbol} @ {self.price:g} "
                 f"notional={self.notional:.2f} balance={self.balance:.2f} daily_pnl={self.daily_pnl:.2f}")
+
+
+new_check = fast_constructor(OrderCheck)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +172,13 @@ class GuardChain:
 
         Pure: counts nothing and logs nothing (``arb check-order`` uses it).
         """
+        return CheckResult(check, self._judge(check, all_rules)[0])
+
+    def _judge(self, check: OrderCheck, all_rules: bool) -> tuple[list[Decision], Decision | None]:
+        """Every verdict given, and the first veto among them."""
         decisions: list[Decision] = []
+        veto = None
         for rule in self.rules:
-            # _judge inlined: this loop runs for every leg of every plan.
             try:
                 decision = rule.check(check)
             except Exception as exc:  # fail closed: a broken rule is a veto
@@ -179,23 +186,26 @@ class GuardChain:
             if decision.__class__ is not Decision and not isinstance(decision, Decision):
                 decision = _not_a_decision(rule, decision)
             decisions.append(decision)
-            if not decision.allowed and not all_rules:
-                break
-        return CheckResult(check, decisions)
+            if not decision.allowed and veto is None:
+                veto = decision
+                if not all_rules:
+                    break
+        return decisions, veto
 
     def check_plan(self, checks: Sequence[OrderCheck]) -> PlanResult:
         """Check every leg before any is sent; count and log the outcome."""
         results = []
         veto = None
         stats = self.stats
+        judge = self._judge
+        debug = log.isEnabledFor(logging.DEBUG)
         for check in checks:
-            result = self.evaluate(check)
-            results.append(result)
+            decisions, leg_veto = judge(check, False)
+            results.append(CheckResult(check, decisions))
             stats.checks += 1
-            leg_veto = result.veto
             if leg_veto is None:
                 stats.allowed += 1
-                if log.isEnabledFor(logging.DEBUG):
+                if debug:
                     log.debug("[ARB_GUARD] allowed %s", check.describe())
                 continue
             stats.blocked[leg_veto.rule] += 1

@@ -8,10 +8,12 @@ decimals, so float noise never leaves the process.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
+from typing import Any, Callable
 
 # Guards against 0.29999999999 becoming 0.2 when flooring to a 0.1 step.
 _EPS = 1e-9
@@ -164,6 +166,42 @@ class OrderIntent:
     def __post_init__(self) -> None:
         if self.order_type not in ORDER_TYPES:
             raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {self.order_type!r}")
+
+
+def fast_constructor(cls: type) -> Callable[..., Any]:
+    """A stand-in for ``cls(...)``, the frozen, slotted dataclass ``cls``, for
+    the decision path: same parameters, same object, about a third of the cost.
+
+    A frozen dataclass's ``__init__`` stores every field through
+    ``object.__setattr__``, and an opportunity builds nine such objects (four
+    order intents, two checks, three events).  This one fills a plain class
+    with the same slots, then assigns ``__class__`` (allowed between classes
+    of one slot layout) and runs ``__post_init__`` if there is one.  Like
+    ``dataclasses`` itself it writes the function's source from the fields.
+    Tested field for field against the constructor (tests/test_fast_paths.py).
+    """
+    draft = type(f"_{cls.__name__}Draft", (), {"__slots__": cls.__slots__})
+    namespace: dict[str, Any] = {"_draft": draft, "_cls": cls}
+    params, stores = [], []
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name} has a default factory, which fast_constructor does not take")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        stores.append(f"    obj.{f.name} = {f.name}\n")
+    post_init = "    obj.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
+    exec(f"def new({', '.join(params)}):\n    obj = _draft()\n{''.join(stores)}    obj.__class__ = _cls\n"
+         f"{post_init}    return obj\n", namespace)
+    new = namespace["new"]
+    new.__qualname__ = new.__name__ = f"new_{cls.__name__}"
+    new.__doc__ = f"``{cls.__name__}(...)``, built by :func:`fast_constructor`."
+    return new
+
+
+new_intent = fast_constructor(OrderIntent)
 
 
 #: How a gateway says it cannot tell whether an order reached the book

@@ -15,7 +15,7 @@ import logging
 from typing import Callable, Mapping, Protocol, Sequence
 
 from arb.events import EventBus
-from arb.guard import GuardChain, OrderCheck
+from arb.guard import GuardChain, OrderCheck, new_check
 from arb.models import MarketRules, Order, OrderIntent
 from arb.scaling import scale_legs
 from arb.strategy import Plan
@@ -67,8 +67,7 @@ class OrderPipeline:
         """Send ``plan``'s legs if allowed; None when nothing was sent."""
         legs = plan.legs
         if self.chain is not None:
-            checks = [self._check(leg, plan, now_ms) for leg in legs]
-            result = self.chain.check_plan(checks)
+            result = self.chain.check_plan(self._checks(plan, now_ms))
             if not result.allowed:
                 veto = result.veto
                 self.plans_blocked += 1
@@ -118,12 +117,19 @@ class OrderPipeline:
             self.stop_reason = f"session stopped: {reason}"
             self.events.publish("session_stop", now_ms, rule="journal", reason=reason)
 
-    def _check(self, leg: OrderIntent, plan: Plan, now_ms: float) -> OrderCheck:
-        rules = self.rules[(leg.exchange, leg.symbol)]
-        notional = leg.quantity * leg.limit_price
-        if rules.quote == self.local_quote:
-            notional /= plan.fx_rate
-        open_notional = self.open_notional(leg.exchange) if self.open_notional is not None else 0.0
-        return OrderCheck(leg.exchange, leg.symbol, leg.side, leg.quantity, leg.limit_price, notional,
-                          self.equity(leg.exchange), self.daily_pnl(), now_ms,
-                          now_ms - plan.data_ms if plan.data_ms else 0.0, plan.premium_pct, open_notional)
+    def _checks(self, plan: Plan, now_ms: float) -> list[OrderCheck]:
+        """What each leg puts before the rules.  Today's PnL and the data's
+        age are the plan's, so they are worked out once for all its legs."""
+        daily_pnl = self.daily_pnl()
+        data_age = now_ms - plan.data_ms if plan.data_ms else 0.0
+        rules, local_quote, equity, open_notional = self.rules, self.local_quote, self.equity, self.open_notional
+        checks = []
+        for leg in plan.legs:
+            exchange, symbol, quantity, price = leg.exchange, leg.symbol, leg.quantity, leg.limit_price
+            notional = quantity * price
+            if rules[(exchange, symbol)].quote == local_quote:
+                notional /= plan.fx_rate
+            checks.append(new_check(exchange, symbol, leg.side, quantity, price, notional, equity(exchange),
+                                    daily_pnl, now_ms, data_age, plan.premium_pct,
+                                    open_notional(exchange) if open_notional is not None else 0.0))
+        return checks

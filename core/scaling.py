@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Sequence
 
-from arb.models import MarketRules, OrderIntent, floor_to_step
+from arb.models import MarketRules, OrderIntent, floor_to_step, new_intent
+
+_lot_step, _quantity = attrgetter("lot_step"), attrgetter("quantity")
 
 
 def scaled_quantity(quantity: float, scale: float, lot_step: float) -> float:
@@ -19,12 +22,12 @@ def scale_legs(legs: Sequence[OrderIntent], scale: float,
     Returns the scaled legs and ``None``, or the original legs and the reason
     the scaled order cannot be sent (below an exchange minimum).
     """
-    step = max(r.lot_step for r in rules)
-    qty = scaled_quantity(min(leg.quantity for leg in legs), scale, step)
+    step = max(map(_lot_step, rules))
+    qty = floor_to_step(min(map(_quantity, legs)) * scale, step)
     for leg, leg_rules in zip(legs, rules):
         problem = leg_rules.violation(qty, leg.limit_price)
         if problem:
             return tuple(legs), (f"after dry_run_scale {scale:g}, {leg.quantity:g} becomes {qty:g} "
                                  f"{leg_rules.base}: {problem}; not sent")
-    return tuple(OrderIntent(leg.exchange, leg.symbol, leg.side, qty, leg.limit_price, leg.expected_price,
-                             leg.client_order_id, leg.order_type) for leg in legs), None
+    return tuple([new_intent(leg.exchange, leg.symbol, leg.side, qty, leg.limit_price, leg.expected_price,
+                             leg.client_order_id, leg.order_type) for leg in legs]), None

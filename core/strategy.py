@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from arb.book import OrderBook, depth, walk
+from arb.book import OrderBook, Walk, depth, walk
 from arb.config import StrategySettings
-from arb.models import OrderIntent, Side, floor_to_step
-from arb.specs import PairMarkets
+from arb.models import OrderIntent, Side, floor_to_step, new_intent, on_step
+from arb.specs import Market, PairMarkets
 
+
+_SELL, _BUY = Side.SELL, Side.BUY
 
 # Binance takes client order ids of up to 36 characters of [A-Za-z0-9-_.]
 # (Upbit 64); the prefix leaves room for "-" and an 11-digit counter.
@@ -47,11 +49,42 @@ class Plan:
     data_ms: float = 0.0           # receipt time of the oldest book it was priced on
 
 
+class _Venue:
+    """One market as an opening leg sees it, with its limit prices remembered.
+
+    A limit price is a book level rounded to the market's tick; the same few
+    levels come back update after update, and rounding one costs more than
+    the rest of pricing a leg, so each (price, side) is rounded once.
+    """
+
+    __slots__ = ("exchange", "symbol", "rules", "fee", "quote", "limits")
+
+    _MAX_REMEMBERED = 1024  # per side; forgotten all at once beyond it
+
+    def __init__(self, market: Market):
+        self.exchange = market.exchange
+        self.symbol = market.symbol
+        self.rules = market.rules
+        self.fee = market.rules.taker_fee
+        self.quote = market.rules.quote
+        self.limits: dict[Side, dict[float, float]] = {Side.SELL: {}, Side.BUY: {}}
+
+    def limit_price(self, price: float, side: Side) -> float:
+        """``rules.round_price(price, side)``, remembered."""
+        known = self.limits[side]
+        rounded = known.get(price)
+        if rounded is None:
+            if len(known) >= self._MAX_REMEMBERED:
+                known.clear()
+            rounded = known[price] = self.rules.round_price(price, side)
+        return rounded
+
+
 class Pair:
     """Static facts about one asset's two markets, computed once."""
 
     __slots__ = ("asset", "local", "reference", "lot_step", "fee_local", "fee_reference",
-                 "local_key", "reference_key")
+                 "local_key", "reference_key", "local_venue", "reference_venue")
 
     def __init__(self, markets: PairMarkets):
         self.asset = markets.asset
@@ -64,6 +97,8 @@ class Pair:
         self.lot_step = max(markets.local.rules.lot_step, markets.reference.rules.lot_step)
         self.fee_local = markets.local.rules.taker_fee
         self.fee_reference = markets.reference.rules.taker_fee
+        self.local_venue = _Venue(markets.local)
+        self.reference_venue = _Venue(markets.reference)
 
 
 class Pricer:
@@ -91,18 +126,103 @@ class Pricer:
 
     def entry_plan(self, pair: Pair, local: OrderBook, ref: OrderBook, fx: float,
                    free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
-        # Top of book bounds what any depth can give, so most updates stop here.
-        sell_local_top = (local.bids[0][0] / fx) * (1 - pair.fee_local) / (ref.asks[0][0] * (1 + pair.fee_reference)) - 1
-        buy_local_top = ref.bids[0][0] * (1 - pair.fee_reference) / ((local.asks[0][0] / fx) * (1 + pair.fee_local)) - 1
-        self.last_premium[pair.asset] = (local.bids[0][0] / fx) / ref.asks[0][0] - 1
-        if sell_local_top >= self.entry:
-            return self._open(pair, Direction.SELL_LOCAL, local, ref, fx, free_local, free_ref)
-        if buy_local_top >= self.entry:
-            return self._open(pair, Direction.BUY_LOCAL, local, ref, fx, free_local, free_ref)
+        direction = self.entry_direction(pair, local, ref, fx)
+        if direction is None:
+            return None
+        return self.open_plan(pair, direction, local, ref, fx, free_local, free_ref)
+
+    def entry_direction(self, pair: Pair, local: OrderBook, ref: OrderBook, fx: float) -> Direction | None:
+        """The direction worth pricing on depth, or None; records the premium shown.
+
+        Top of book bounds what any depth can give (deeper levels are only
+        worse), so most updates stop here, before balances are even read.
+        """
+        local_bid = local.bids[0][0] / fx
+        ref_ask = ref.asks[0][0]
+        self.last_premium[pair.asset] = local_bid / ref_ask - 1
+        if local_bid * (1 - pair.fee_local) / (ref_ask * (1 + pair.fee_reference)) - 1 >= self.entry:
+            return Direction.SELL_LOCAL
+        if ref.bids[0][0] * (1 - pair.fee_reference) / ((local.asks[0][0] / fx) * (1 + pair.fee_local)) - 1 \
+                >= self.entry:
+            return Direction.BUY_LOCAL
         return None
 
-    def _open(self, pair: Pair, direction: Direction, local: OrderBook, ref: OrderBook, fx: float,
-              free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
+    def open_plan(self, pair: Pair, direction: Direction, local: OrderBook, ref: OrderBook, fx: float,
+                  free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
+        """The plan :meth:`reference_open` gives, for less.
+
+        The same arithmetic in the same order, with the helpers it calls on
+        every opportunity written in line and limit prices remembered (see
+        :class:`_Venue`).  Only the outcome with a plan is handled here:
+        otherwise :meth:`reference_open` runs and says why.  The two are held
+        to identical plans over random books, balances and settings
+        (tests/test_fast_paths.py).
+        """
+        if direction is Direction.SELL_LOCAL:
+            sell_levels, buy_levels, sell_fx, buy_fx = local.bids, ref.asks, fx, 1.0
+            sell, buy = pair.local_venue, pair.reference_venue
+            base_free = free_local.get(pair.asset, 0.0)
+            quote_free = free_ref.get(buy.quote, 0.0)
+        else:
+            sell_levels, buy_levels, sell_fx, buy_fx = ref.bids, local.asks, 1.0, fx
+            sell, buy = pair.reference_venue, pair.local_venue
+            base_free = free_ref.get(pair.asset, 0.0)
+            quote_free = free_local.get(buy.quote, 0.0)
+        fee_buy = buy.fee
+        max_levels = self.max_levels
+        sell_depth = buy_depth = 0.0
+        for _, size in sell_levels[:max_levels]:
+            sell_depth += size
+        for _, size in buy_levels[:max_levels]:
+            buy_depth += size
+        buy_top, buy_top_size = buy_levels[0]
+        qty = min(self.trade_notional / (buy_top / buy_fx), sell_depth, buy_depth, base_free)
+        # walk() of a quantity the best level holds, in line: that level's
+        # price is the worst, and the average is its cost over the quantity
+        # (computed as walk() does, which need not give back the price).
+        if buy_top_size >= qty > 0:
+            cost = qty * ((0.0 + qty * buy_top) / qty) * (1 + fee_buy)
+        else:
+            cost = qty * walk(buy_levels, qty)[1] * (1 + fee_buy)
+        if cost > quote_free:
+            qty *= quote_free / cost * 0.99
+        step = pair.lot_step
+        qty = floor_to_step(qty, step)
+        if qty > base_free:
+            qty = floor_to_step(qty - step, step)
+        if qty > 0:
+            sell_worst, sell_top_size = sell_levels[0]
+            if sell_top_size >= qty:
+                sell_avg = (0.0 + qty * sell_worst) / qty
+            else:
+                _, sell_avg, sell_worst = walk(sell_levels, qty)
+            if buy_top_size >= qty:
+                buy_avg, buy_worst = (0.0 + qty * buy_top) / qty, buy_top
+            else:
+                _, buy_avg, buy_worst = walk(buy_levels, qty)
+            sell_rules, buy_rules = sell.rules, buy.rules
+            sell_notional, buy_notional = qty * sell_worst, qty * buy_worst
+            # rules.violation(qty, price) is None, for a positive qty, spelled out.
+            if not (qty < sell_rules.min_qty or not on_step(qty, sell_rules.lot_step)
+                    or sell_notional < sell_rules.min_notional or sell_notional > sell_rules.max_notional
+                    or qty < buy_rules.min_qty or not on_step(qty, buy_rules.lot_step)
+                    or buy_notional < buy_rules.min_notional or buy_notional > buy_rules.max_notional):
+                sell_px = sell_avg / sell_fx
+                buy_px = buy_avg / buy_fx
+                net = sell_px * (1 - sell.fee) / (buy_px * (1 + fee_buy)) - 1
+                if not net < self.entry:
+                    prefix, ids = self._prefix, self._ids
+                    legs = (new_intent(sell.exchange, sell.symbol, _SELL, qty, sell.limit_price(sell_worst, _SELL),
+                                       sell_avg, f"{prefix}-{next(ids)}"),
+                            new_intent(buy.exchange, buy.symbol, _BUY, qty, buy.limit_price(buy_worst, _BUY),
+                                       buy_avg, f"{prefix}-{next(ids)}"))
+                    return Plan("open", pair.asset, direction, qty, legs, (sell_px / buy_px - 1) * 100, net * 100,
+                                fx)
+        return self.reference_open(pair, direction, local, ref, fx, free_local, free_ref)
+
+    def reference_open(self, pair: Pair, direction: Direction, local: OrderBook, ref: OrderBook, fx: float,
+                       free_local: dict[str, float], free_ref: dict[str, float]) -> Plan | None:
+        """Size and price an entry in ``direction`` on the depth it needs."""
         if direction is Direction.SELL_LOCAL:
             sell_levels, buy_levels = local.bids, ref.asks
             sell_fx, buy_fx = fx, 1.0
@@ -146,15 +266,13 @@ class Pricer:
         if net < self.entry:
             self._skip("premium gone at depth")
             return None
-        legs = (
-            OrderIntent(sell_market.exchange, sell_market.symbol, Side.SELL, qty,
-                        sell_market.rules.round_price(sell_walk.worst_price, Side.SELL),
-                        sell_walk.avg_price, self.client_id()),
-            OrderIntent(buy_market.exchange, buy_market.symbol, Side.BUY, qty,
-                        buy_market.rules.round_price(buy_walk.worst_price, Side.BUY),
-                        buy_walk.avg_price, self.client_id()),
-        )
+        legs = (self._leg(sell_market, Side.SELL, qty, sell_walk), self._leg(buy_market, Side.BUY, qty, buy_walk))
         return Plan("open", pair.asset, direction, qty, legs, (sell_px / buy_px - 1) * 100, net * 100, fx)
+
+    def _leg(self, market: Market, side: Side, qty: float, swept: Walk) -> OrderIntent:
+        """The order for one leg: limit at the worst level the quantity reaches, on the tick."""
+        return new_intent(market.exchange, market.symbol, side, qty, market.rules.round_price(swept.worst_price, side),
+                          swept.avg_price, self.client_id())
 
     def exit_plan(self, pair: Pair, trade_id: int, direction: Direction, qty: float,
                   local: OrderBook, ref: OrderBook, fx: float) -> Plan | None:
@@ -182,14 +300,7 @@ class Pricer:
         premium = (buy_walk.avg_price / buy_fx) / (sell_walk.avg_price / sell_fx) - 1
         if premium > self.exit:
             return None
-        legs = (
-            OrderIntent(buy_market.exchange, buy_market.symbol, Side.BUY, qty,
-                        buy_market.rules.round_price(buy_walk.worst_price, Side.BUY),
-                        buy_walk.avg_price, self.client_id()),
-            OrderIntent(sell_market.exchange, sell_market.symbol, Side.SELL, qty,
-                        sell_market.rules.round_price(sell_walk.worst_price, Side.SELL),
-                        sell_walk.avg_price, self.client_id()),
-        )
+        legs = (self._leg(buy_market, Side.BUY, qty, buy_walk), self._leg(sell_market, Side.SELL, qty, sell_walk))
         fees = buy_market.rules.taker_fee + sell_market.rules.taker_fee
         return Plan("close", pair.asset, direction, qty, legs, premium * 100, (premium + fees) * 100, fx,
                     trade_id)
